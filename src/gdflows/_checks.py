@@ -1,0 +1,66 @@
+"""Argument checks shared by every public entry point.
+
+Each check raises with a message that names the parameter, shows the value it
+got and says how to fix it, so that a wrong call fails at the call site and not
+deep inside a traced JAX computation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+
+class DivergenceWarning(RuntimeWarning):
+    """A run stopped at its first non-finite value; what came before is kept."""
+
+
+class NotHolomorphicError(ValueError):
+    """The complex-space principal flow was asked of a non-holomorphic loss."""
+
+
+def check_lr(lr: Any) -> float:
+    """Return ``lr`` as a float, or raise if it is not a positive finite number."""
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        raise TypeError(f"lr must be a positive finite number, got {lr!r}; pass e.g. lr=0.1.") from None
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"lr must be a positive finite number, got lr={lr!r}; pass e.g. lr=0.1.")
+    return value
+
+
+def check_steps(steps: Any) -> int:
+    """Return ``steps`` as an int, or raise if it is not a non-negative integer."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        raise TypeError(f"steps must be a non-negative integer, got {steps!r}; pass e.g. steps=100.")
+    if steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got steps={steps}; pass e.g. steps=100.")
+    return int(steps)
+
+
+def check_theta0(theta0: Any, *, allow_complex: bool = False) -> jnp.ndarray:
+    """Return ``theta0`` as a 1-D JAX float array, or raise naming the fix."""
+    array = jnp.asarray(theta0)
+    kinds = (jnp.floating, jnp.complexfloating) if allow_complex else (jnp.floating,)
+    if array.ndim != 1 or not any(jnp.issubdtype(array.dtype, kind) for kind in kinds):
+        raise ValueError(
+            f"theta0 must be a 1-D float array, got shape {array.shape} and dtype {array.dtype}; "
+            "flatten a pytree of parameters with jax.flatten_util.ravel_pytree and cast it "
+            "with jnp.asarray(theta0, dtype=jnp.float64)."
+        )
+    return array
+
+
+def check_finite_scalar(name: str, value: Any, *, positive: bool = True) -> float:
+    """Return a positive finite float, or raise naming ``name``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a finite number, got {value!r}.") from None
+    if not math.isfinite(number) or (positive and number <= 0.0):
+        raise ValueError(f"{name} must be a positive finite number, got {name}={value!r}.")
+    return number

@@ -1,0 +1,16 @@
+"""Continuous-time models of gradient descent, all with the face of :class:`Flow`."""
+
+from gdflows.flows._base import Flow, parameter_flow
+from gdflows.flows.gradient import gradient_flow
+from gdflows.flows.modified import modified_flow
+from gdflows.flows.principal import check_holomorphic, pf_coefficient, principal_flow
+
+__all__ = [
+    "Flow",
+    "check_holomorphic",
+    "gradient_flow",
+    "modified_flow",
+    "parameter_flow",
+    "pf_coefficient",
+    "principal_flow",
+]

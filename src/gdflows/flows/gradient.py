@@ -1,0 +1,17 @@
+r"""Negative gradient flow (NGF), :math:`\dot\theta = -\nabla E(\theta)`."""
+
+from __future__ import annotations
+
+import jax
+
+from gdflows.flows._base import Flow, parameter_flow
+
+
+def gradient_flow(loss) -> Flow:
+    r"""Negative gradient flow :math:`\dot\theta = -\nabla E(\theta)`, the :math:`h \to 0` limit of GD.
+
+    On :math:`E = \tfrac12\theta^\top A\theta` its solution is :math:`\theta(t) = e^{-tA}\theta_0`:
+    no oscillation and no divergence, whatever the learning rate of the GD it is compared with.
+    """
+    grad = jax.grad(loss)
+    return parameter_flow("NGF", loss, lambda theta: -grad(theta))

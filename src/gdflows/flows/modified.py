@@ -1,0 +1,48 @@
+r"""Modified flows of backward error analysis: the IGR flow and the third-order flow.
+
+Backward error analysis seeks a flow :math:`\dot\theta = f_0 + h f_1 + h^2 f_2 + \dots`
+whose time-:math:`h` map agrees with one GD step to a given order in :math:`h`.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from gdflows._checks import check_lr
+from gdflows.flows._base import Flow, parameter_flow
+from gdflows.spectral import hvp, third_derivative_vv
+
+
+def modified_flow(loss, *, lr: float, order: int = 1) -> Flow:
+    r"""The modified flow of GD truncated after :math:`h^{\text{order}}`.
+
+    * ``order=1`` — the implicit-gradient-regularisation (IGR) flow of Barrett & Dherin (2021),
+      :math:`\dot\theta = -\nabla E - \tfrac h2 H\nabla E = -\nabla\big(E + \tfrac h4\|\nabla E\|^2\big)`.
+    * ``order=2`` — the third-order modified flow,
+      :math:`\dot\theta = -\big(\nabla E + \tfrac h2 H\nabla E + h^2\big(\tfrac13 H^2\nabla E
+      + \tfrac1{12}\nabla^3E[\nabla E, \nabla E]\big)\big)`, whose time-:math:`h` map matches a
+      GD step up to :math:`O(h^4)`.
+
+    On a quadratic the third derivative vanishes and both are truncations of the
+    principal flow's series :math:`-\sum_k \tfrac{h^k}{k+1}H^k\nabla E`.
+
+    Args:
+      loss: the loss :math:`E(\theta)`.
+      lr: the learning rate :math:`h` of the GD being modelled.
+      order: 1 (IGR) or 2 (third order).
+    """
+    h = check_lr(lr)
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 (IGR flow) or 2 (third-order flow), got order={order!r}.")
+    grad = jax.grad(loss)
+
+    def field(theta):
+        g = grad(theta)
+        hg = hvp(loss, theta, g)
+        velocity = g + 0.5 * h * hg
+        if order == 2:
+            h2g = hvp(loss, theta, hg)
+            velocity = velocity + h**2 * (h2g / 3.0 + third_derivative_vv(loss, theta, g) / 12.0)
+        return -velocity
+
+    return parameter_flow("IGR" if order == 1 else "MF3", loss, field)

@@ -1,0 +1,188 @@
+r"""The principal flow (PF) of Dherin, Qin, Rosca & Wu (2023).
+
+Backward error analysis of GD keeps, at every order :math:`h^k`, the one term that
+involves no derivative of :math:`E` beyond the Hessian: :math:`-\frac{h^k}{k+1}H^k\nabla E`.
+Summed, these *principal terms* give
+
+.. math:: \dot\theta = -\sum_{k\ge0}\frac{h^k}{k+1}H^k\nabla E
+          = \frac{\log(I - hH)}{hH}\,\nabla E
+          = \sum_i c(h\lambda_i)\,(\nabla E\cdot u_i)\,u_i,
+   \qquad c(x) = \frac{\log(1-x)}{x}.
+
+Along an eigenvector the component grows by :math:`e^{h\lambda c(h\lambda)} = 1 - h\lambda`
+per time :math:`h`, exactly GD's factor, so the PF passes through every GD iterate on a
+quadratic. For :math:`h\lambda > 1` the coefficient is complex, and the flow lives in
+complex parameter space (the analytic continuation of :math:`E`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gdflows._checks import NotHolomorphicError, check_lr
+from gdflows.flows._base import Flow, parameter_flow
+from gdflows.spectral import hessian
+
+_SERIES_RADIUS = 1e-3  # below it, six series terms are exact to ~1e-19
+
+
+def _complex(x) -> jax.Array:
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        return x
+    return jax.lax.complex(x, jnp.zeros_like(x))  # a +0 imaginary part, never -0
+
+
+def _log_one_minus(z: jax.Array, floor: float = 0.0) -> jax.Array:
+    r""":math:`\log(1 - z)` with the cut moved off the real axis.
+
+    The principal logarithm has its cut on :math:`z > 1`, exactly where eigenvalues with
+    :math:`h\lambda > 1` sit, so round-off in :math:`\operatorname{Im}z` would flip
+    :math:`\operatorname{Im}\log(1-z)` between :math:`\pm\pi`. For :math:`\operatorname{Re}z > 1`
+    we use :math:`\log(z - 1) + i\pi` instead: it equals the principal value on the real axis
+    (approached from :math:`\operatorname{Im}z \le 0`) and is analytic around it, so the cut lies
+    on the half-line :math:`\{1 + is : s > 0\}`. ``floor`` bounds :math:`|1 - z|` from below.
+    """
+    one_minus = 1.0 - z
+    if floor > 0.0:
+        small = jnp.abs(one_minus) < floor
+        one_minus = jnp.where(small, floor, one_minus)
+        z = jnp.where(small, 1.0 - floor, z)
+    right = jnp.real(z) > 1.0
+    return jnp.where(right, jnp.log(jnp.where(right, z - 1.0, 1.0)) + 1j * jnp.pi, jnp.log(one_minus))
+
+
+def _coefficient(x, floor: float = 0.0) -> jax.Array:
+    z = _complex(x)
+    small = jnp.abs(z) < _SERIES_RADIUS
+    safe = jnp.where(small, 0.5, z)
+    direct = _log_one_minus(safe, floor) / safe
+    series = -(1.0 + z * (1 / 2 + z * (1 / 3 + z * (1 / 4 + z * (1 / 5 + z / 6)))))
+    pole = jnp.asarray(-jnp.inf, dtype=z.dtype)  # c(1) = -inf, without a 0/0 in the imaginary part
+    return jnp.where(small, series, jnp.where(z == 1.0, pole, direct))
+
+
+def pf_coefficient(x) -> jax.Array:
+    r"""The PF's per-direction coefficient :math:`c(x) = \log(1 - x)/x`, as a complex array.
+
+    * :math:`c(0) = -1` (the gradient flow); near 0 the series :math:`-\sum_k x^k/(k+1)` is used.
+    * :math:`0 < x < 1`: real, below :math:`-1` (faster than gradient flow).
+    * :math:`x = 1`: :math:`-\infty` (GD removes that component in one step).
+    * :math:`x > 1`: :math:`\operatorname{Re}c = \log|1-x|/x`, :math:`\operatorname{Im}c = \pi/x`;
+      :math:`\operatorname{Re}c` vanishes at :math:`x = 2` and is positive beyond (growth).
+    * :math:`x < 0` (negative curvature): real and above :math:`-1`; growth rate
+      :math:`x\,c(x) = \log(1 + |x|)`.
+
+    For complex ``x`` the branch cut of :math:`\log(1-x)` is :math:`\{1 + is: s > 0\}`, which
+    keeps :math:`c` analytic around the real axis (see ``_log_one_minus``).
+    """
+    return _coefficient(x)
+
+
+def _probe(theta0: jax.Array, seed: int) -> jax.Array:
+    v = jax.random.normal(jax.random.key(seed), theta0.shape, dtype=theta0.real.dtype)
+    return v / jnp.linalg.norm(v)
+
+
+def check_holomorphic(loss, theta0: jax.Array, *, rtol: float = 1e-6) -> None:
+    r"""Raise :class:`NotHolomorphicError` unless ``loss`` passes a Cauchy–Riemann test near ``theta0``.
+
+    At two complex points :math:`z = \theta_0 + s(a + ib)` (random probe directions
+    :math:`a, b`, :math:`s = 10^{-2}(1 + \|\theta_0\|_\infty)`) a holomorphic :math:`E` has
+    :math:`dE(z)[iu] = i\,dE(z)[u]` for every :math:`u`; this is checked with two ``jvp``\ s.
+    Functions built from ``abs``, ``conj``, ``real``/``imag`` or real-only primitives fail it.
+    A piecewise-holomorphic loss (ReLU, ``max``) passes wherever it is smooth: such models
+    must be refused by the caller who knows the model.
+    """
+    theta0 = jnp.asarray(theta0)
+    scale = 1e-2 * (1.0 + float(jnp.max(jnp.abs(theta0)))) if theta0.size else 1e-2
+    fix = "use principal_flow(loss, lr=..., space='real') for the real-part PF on real parameters"
+    for seed in (1, 2):
+        a, b, u = _probe(theta0, seed), _probe(theta0, seed + 10), _probe(theta0, seed + 20)
+        z = theta0 + scale * (a + 1j * b)
+        try:
+            value, along_u = jax.jvp(loss, (z,), (u.astype(z.dtype),))
+            _, along_iu = jax.jvp(loss, (z,), (1j * u,))
+        except Exception as error:  # the loss cannot even be evaluated at complex parameters
+            raise NotHolomorphicError(
+                f"principal_flow(space='complex') evaluates the loss at complex parameters, which failed "
+                f"({type(error).__name__}: {error}); {fix}."
+            ) from error
+        if not jnp.issubdtype(jnp.asarray(value).dtype, jnp.complexfloating):
+            raise NotHolomorphicError(
+                "principal_flow(space='complex') needs a holomorphic loss, but this loss returns a real "
+                f"value at complex parameters (it uses abs, real, conj or similar); {fix}."
+            )
+        mismatch = float(jnp.abs(along_iu - 1j * along_u))
+        size = float(jnp.abs(along_u) + jnp.abs(value) + 1.0)
+        if not np.isfinite(mismatch) or mismatch > rtol * size:
+            raise NotHolomorphicError(
+                "principal_flow(space='complex') needs a loss that is holomorphic in the parameters "
+                f"(polynomials, exp, tanh, softplus, GELU networks with MSE); this one fails the "
+                f"Cauchy-Riemann identity dE[iu] = i dE[u] by {mismatch:.3g} (relative {mismatch / size:.3g}) "
+                f"near theta0; {fix}."
+            )
+
+
+def principal_flow(loss, *, lr: float, space: Literal["complex", "real"] = "complex") -> Flow:
+    r"""The principal flow :math:`\dot\theta = \frac{\log(I - hH)}{hH}\nabla E`, with the dense spectrum.
+
+    Args:
+      loss: the loss :math:`E(\theta)`; for ``space="complex"`` it must be holomorphic
+        (checked by :func:`check_holomorphic` when the flow's ``init`` is called on concrete
+        parameters).
+      lr: the learning rate :math:`h` of the GD being modelled.
+      space: ``"complex"`` integrates the PF on complex parameters :math:`z`, with the
+        holomorphic gradient and Hessian of the continued loss and an eigendecomposition of the
+        complex-symmetric :math:`H(z)`; the state is the pair :math:`(\operatorname{Re}z,
+        \operatorname{Im}z)` and ``position`` returns :math:`\operatorname{Re}z`. ``"real"`` is the
+        real-part PF :math:`\dot\theta = \sum_i \operatorname{Re}c(h\lambda_i)(\nabla E\cdot u_i)u_i`
+        on real parameters, which needs no holomorphy.
+
+    At :math:`h\lambda = 1` the coefficient is :math:`-\infty`; the vector field bounds
+    :math:`|1 - h\lambda|` below by the machine epsilon, so such a component shrinks by a factor
+    :math:`\varepsilon` per time :math:`h` instead of vanishing (GD's 0, to round-off).
+    The dense Hessian limits this to a few thousand parameters.
+    """
+    h = check_lr(lr)
+    if space not in ("complex", "real"):
+        raise ValueError(f"space must be 'complex' or 'real', got space={space!r}.")
+
+    if space == "real":
+        grad = jax.grad(loss)
+
+        def real_field(theta):
+            eps = float(jnp.finfo(theta.dtype).eps)
+            eigenvalues, vectors = jnp.linalg.eigh(hessian(loss, theta))
+            coefficient = jnp.real(_coefficient(h * eigenvalues, eps))
+            return vectors @ (coefficient * (vectors.T @ grad(theta)))
+
+        return parameter_flow("PF (real part)", loss, real_field)
+
+    holomorphic_grad = jax.grad(loss, holomorphic=True)
+
+    def init(theta0):
+        if not isinstance(theta0, jax.core.Tracer):
+            check_holomorphic(loss, theta0)
+        return (theta0, jnp.zeros_like(theta0))
+
+    def complex_field(t, state):
+        re, im = state
+        z = jax.lax.complex(re, im)
+        eps = float(jnp.finfo(re.dtype).eps)
+        eigenvalues, vectors = jnp.linalg.eig(hessian(loss, z, holomorphic=True))
+        coordinates = jnp.linalg.solve(vectors, holomorphic_grad(z))
+        velocity = vectors @ (_coefficient(h * eigenvalues, eps) * coordinates)
+        return (jnp.real(velocity), jnp.imag(velocity))
+
+    return Flow(
+        name="PF",
+        loss=loss,
+        init=init,
+        vector_field=complex_field,
+        position=lambda state: state[0],
+    )

@@ -1,0 +1,141 @@
+r"""Integrate any :class:`~gdflows.flows.Flow` with diffrax and read it at GD's times :math:`t_n = nh`.
+
+The solver is adaptive and error-controlled (an explicit Runge–Kutta pair with a PID
+step-size controller): its local error per step is kept below
+``atol + rtol * |state|``, so the flow is resolved to the tolerance asked for, and
+the flow-versus-GD error that a notebook reports is the model's, not the solver's.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gdflows._checks import DivergenceWarning, check_finite_scalar, check_lr, check_steps, check_theta0
+from gdflows.flows import Flow
+from gdflows.gd import Trajectory
+
+# Vector-field evaluations per attempted step and at start-up, for the solvers offered.
+# First-same-as-last pairs (Tsit5, Dopri5) reuse the last stage of an accepted step.
+SOLVERS = {
+    "tsit5": (diffrax.Tsit5, 6),
+    "dopri5": (diffrax.Dopri5, 6),
+    "dopri8": (diffrax.Dopri8, 12),
+}
+
+
+class SolverStats(NamedTuple):
+    """What the integration cost."""
+
+    accepted_steps: int
+    rejected_steps: int
+    vector_field_evaluations: int
+
+
+def _first_stage_evaluations(solver_name: str) -> int:
+    # one evaluation at t0 for the FSAL pair (or the first stage), two to pick the initial step
+    return 3 if solver_name in ("tsit5", "dopri5") else 2
+
+
+@eqx.filter_jit
+def integrate(flow: Flow, state0, ts: jax.Array, rtol: float, atol: float, solver_name: str, max_steps: int):
+    """The jittable core of :func:`solve`: a diffrax solve saved at ``ts``.
+
+    Never raises on failure: the solution carries diffrax's result code, and entries
+    after a failure are non-finite. Safe under ``vmap`` over ``state0``.
+    """
+    solver_class, _ = SOLVERS[solver_name]
+    term = diffrax.ODETerm(lambda t, y, args: flow.vector_field(t, y))
+    solution = diffrax.diffeqsolve(
+        term,
+        solver_class(),
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=state0,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps,
+        throw=False,
+    )
+    positions = jax.vmap(flow.position)(solution.ys)
+    losses = jax.vmap(flow.loss)(positions)
+    return positions, losses, solution.ys, solution.result, solution.stats
+
+
+def solve(
+    flow: Flow,
+    theta0,
+    *,
+    lr: float,
+    steps: int,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    solver: str = "tsit5",
+    max_steps: int = 100_000,
+) -> Trajectory:
+    r"""Integrate ``flow`` from ``theta0`` and return it at :math:`t_n = nh`, :math:`n = 0, \dots, N`.
+
+    Args:
+      flow: any :class:`~gdflows.flows.Flow`.
+      theta0: initial parameters :math:`\theta(0)`, a 1-D float array.
+      lr: the learning rate :math:`h` of the GD compared with (sets the save times).
+      steps: number of GD steps :math:`N` to cover, :math:`t \in [0, Nh]`.
+      rtol, atol: the local error tolerances of the adaptive step-size controller.
+      solver: ``"tsit5"`` (default), ``"dopri5"`` or ``"dopri8"`` (for tolerances near
+        round-off).
+      max_steps: bound on the solver's steps; a flow that needs more (blow-up, stiffness)
+        is stopped and reported.
+
+    Returns:
+      A :class:`~gdflows.gd.Trajectory` whose ``info`` holds the :class:`SolverStats`, the
+      full flow state at the save times (``"state"``) and the tolerances. If the flow blows
+      up, leaves the region where the loss is finite or exhausts ``max_steps``, the arrays
+      stop at the last finite entry, ``stopped_at`` is the time of the first lost one and a
+      :class:`~gdflows.DivergenceWarning` says so.
+    """
+    h = check_lr(lr)
+    steps = check_steps(steps)
+    theta0 = check_theta0(theta0)
+    rtol = check_finite_scalar("rtol", rtol)
+    atol = check_finite_scalar("atol", atol)
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got solver={solver!r}.")
+    ts = h * jnp.arange(steps + 1, dtype=theta0.dtype)
+    state0 = flow.init(theta0)
+    if steps == 0:
+        loss0 = np.asarray(flow.loss(theta0))[None]
+        stats = SolverStats(0, 0, 0)
+        return Trajectory(np.asarray(ts), np.asarray(theta0)[None], loss0, None, {"stats": stats})
+
+    positions, losses, states, result, raw = integrate(flow, state0, ts, rtol, atol, solver, max_steps)
+    positions, losses = np.asarray(positions), np.asarray(losses)
+    attempted = int(raw["num_steps"])
+    stats = SolverStats(
+        accepted_steps=int(raw["num_accepted_steps"]),
+        rejected_steps=int(raw["num_rejected_steps"]),
+        vector_field_evaluations=SOLVERS[solver][1] * attempted + _first_stage_evaluations(solver),
+    )
+    info = {"stats": stats, "state": states, "rtol": rtol, "atol": atol, "solver": solver}
+    t = np.asarray(ts)
+    finite = np.isfinite(losses) & np.all(np.isfinite(positions), axis=1)
+    if result == diffrax.RESULTS.successful and finite.all():
+        return Trajectory(t, positions, losses, None, info)
+    first_bad = int(np.argmin(finite)) if not finite.all() else len(t) - 1
+    reason = "diffrax: " + str(result.value) if hasattr(result, "value") else str(result)
+    if result != diffrax.RESULTS.successful:
+        reason = diffrax.RESULTS[result] if hasattr(diffrax.RESULTS, "__getitem__") else reason
+    warnings.warn(
+        f"{flow.name} stopped before t = {t[first_bad]:.6g} (GD step {first_bad}): {reason}; "
+        f"the trajectory up to t = {t[first_bad - 1] if first_bad else 0.0:.6g} is returned.",
+        DivergenceWarning,
+        stacklevel=2,
+    )
+    info["state"] = jax.tree.map(lambda leaf: leaf[:first_bad], states)
+    return Trajectory(t[:first_bad], positions[:first_bad], losses[:first_bad], float(t[first_bad]), info)
