@@ -43,6 +43,12 @@ def _first_stage_evaluations(solver_name: str) -> int:
     return 3 if solver_name in ("tsit5", "dopri5") else 2
 
 
+def _describe(result) -> str:
+    """diffrax's message for a failed solve (its text sits between angle brackets in ``str``)."""
+    text = str(result)
+    return text[text.find("<") + 1 : text.rfind(">")] if "<" in text else text
+
+
 @eqx.filter_jit
 def integrate(flow: Flow, state0, ts: jax.Array, rtol: float, atol: float, solver_name: str, max_steps: int):
     """The jittable core of :func:`solve`: a diffrax solve saved at ``ts``.
@@ -79,6 +85,7 @@ def solve(
     atol: float = 1e-12,
     solver: str = "tsit5",
     max_steps: int = 100_000,
+    saves_per_step: int = 1,
 ) -> Trajectory:
     r"""Integrate ``flow`` from ``theta0`` and return it at :math:`t_n = nh`, :math:`n = 0, \dots, N`.
 
@@ -92,6 +99,8 @@ def solve(
         round-off).
       max_steps: bound on the solver's steps; a flow that needs more (blow-up, stiffness)
         is stopped and reported.
+      saves_per_step: save ``k`` equally spaced points per GD step (``k > 1`` for smooth
+        plots); the GD times are then ``t[::k]``.
 
     Returns:
       A :class:`~gdflows.gd.Trajectory` whose ``info`` holds the :class:`SolverStats`, the
@@ -107,7 +116,9 @@ def solve(
     atol = check_finite_scalar("atol", atol)
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got solver={solver!r}.")
-    ts = h * jnp.arange(steps + 1, dtype=theta0.dtype)
+    if isinstance(saves_per_step, bool) or not isinstance(saves_per_step, int) or saves_per_step < 1:
+        raise ValueError(f"saves_per_step must be a positive integer, got saves_per_step={saves_per_step!r}.")
+    ts = (h / saves_per_step) * jnp.arange(steps * saves_per_step + 1, dtype=theta0.dtype)
     state0 = flow.init(theta0)
     if steps == 0:
         loss0 = np.asarray(flow.loss(theta0))[None]
@@ -128,11 +139,10 @@ def solve(
     if result == diffrax.RESULTS.successful and finite.all():
         return Trajectory(t, positions, losses, None, info)
     first_bad = int(np.argmin(finite)) if not finite.all() else len(t) - 1
-    reason = "diffrax: " + str(result.value) if hasattr(result, "value") else str(result)
-    if result != diffrax.RESULTS.successful:
-        reason = diffrax.RESULTS[result] if hasattr(diffrax.RESULTS, "__getitem__") else reason
+    reason = _describe(result) if result != diffrax.RESULTS.successful else "the state became non-finite"
     warnings.warn(
-        f"{flow.name} stopped before t = {t[first_bad]:.6g} (GD step {first_bad}): {reason}; "
+        f"{flow.name} stopped before t = {t[first_bad]:.6g} (GD step {t[first_bad] / h:.4g}): {reason} "
+        "(a flow that blows up, or leaves the region where the loss is finite, ends this way); "
         f"the trajectory up to t = {t[first_bad - 1] if first_bad else 0.0:.6g} is returned.",
         DivergenceWarning,
         stacklevel=2,
