@@ -1,0 +1,242 @@
+"""The built book, read the way a reader reads it: every page of the table of contents in headless Chromium.
+
+The book is built from the smoke execution of the notebooks with warnings as errors,
+served from a local HTTP server, and each page is checked for:
+
+* typeset mathematics (every Sphinx math element holds MathJax output, and no TeX
+  delimiters or commands are left in the visible text);
+* images that loaded (``complete`` and ``naturalWidth > 0``);
+* no console errors, page errors, failed requests or HTTP errors;
+* no request to anything but the local server: a page that needs a CDN fails here,
+  which is what makes the site readable offline.
+
+Chromium is Debian's (``scripts/install-chromium.sh`` installs it); Playwright drives
+it through its own bundled driver, without downloading a browser.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+INERT_SCHEMES = {"data", "blob", "about"}
+
+pytestmark = pytest.mark.book
+
+
+def toc_pages(toc: Path = ROOT / "_toc.yml") -> list[str]:
+    """Every document of the table of contents (without suffix), in reading order."""
+    data = yaml.safe_load(toc.read_text())
+    pages = [data["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                pages.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in data.get("parts", []):
+        walk(part.get("chapters"))
+    walk(data.get("chapters"))
+    return [str(Path(page).with_suffix("")) if Path(page).suffix in {".md", ".ipynb"} else page for page in pages]
+
+
+PAGES = toc_pages()
+
+
+# --- fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site(smoke_build: Path) -> Path:
+    """Build the book from the smoke build; any Sphinx warning fails the build."""
+    from gdflows.reproduce import build_book
+
+    html = build_book(strict=True)
+    assert (html / "index.html").exists(), f"no index.html in {html}"
+    return html
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(site: Path):
+    """Serve the built site on an ephemeral localhost port for the module's tests."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(site)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing; install it with scripts/install-chromium.sh (Debian's chromium package).")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (test extra)")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+# --- what a page must satisfy -----------------------------------------------------------
+
+# Waits for MathJax (loaded with `defer`) to finish typesetting, and for every image,
+# including lazily loaded ones, to load or fail.
+_SETTLE = """
+async () => {
+  if (window.MathJax && window.MathJax.startup && window.MathJax.startup.promise) {
+    await window.MathJax.startup.promise;
+  }
+  const images = Array.from(document.images);
+  images.forEach((img) => { img.loading = "eager"; });
+  await Promise.all(images.map((img) => img.complete ? null :
+    new Promise((done) => { img.addEventListener("load", done); img.addEventListener("error", done);
+                            setTimeout(done, 15000); })));
+  return true;
+}
+"""
+
+_INSPECT = """
+() => {
+  const math = Array.from(document.querySelectorAll("span.math, div.math"));
+  const untypeset = math.filter((el) => !el.querySelector("mjx-container")).map((el) => el.textContent.slice(0, 80));
+  const images = Array.from(document.images).map((img) => ({
+    src: img.getAttribute("src"), complete: img.complete, width: img.naturalWidth }));
+  const skip = "pre, code, script, style, textarea, mjx-container, .highlight";
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const visible = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const parent = node.parentElement;
+    if (!parent || parent.closest(skip)) continue;
+    if (parent.checkVisibility && !parent.checkVisibility()) continue;
+    if (node.textContent.trim()) visible.push(node.textContent);
+  }
+  return { mathCount: math.length, mjxCount: document.querySelectorAll("mjx-container").length,
+           untypeset, images, text: visible.join(" "), mathjax: !!(window.MathJax && window.MathJax.version) };
+}
+"""
+
+# Leftover TeX in visible text: delimiters, environments and common commands.
+RAW_TEX = re.compile(
+    r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\end\{|"
+    r"\\(?:frac|tfrac|theta|nabla|lambda|sum|log|mathbb|operatorname|left|right|cdot|infty)\b|"
+    r"\$[^$\s][^$]*[\\^_][^$]*\$"
+)
+
+
+def _is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme in INERT_SCHEMES or parts.scheme == "file":
+        return True
+    return parts.scheme in {"http", "https", "ws", "wss"} and parts.hostname in LOCAL_HOSTS
+
+
+def _is_favicon_probe(url: str) -> bool:
+    return urlsplit(url).path == "/favicon.ico"
+
+
+def _visit(browser, url: str) -> dict:
+    """Open ``url`` in a fresh context; return what the page showed and every problem seen."""
+    context = browser.new_context(viewport={"width": 1200, "height": 1600}, service_workers="block")
+    page = context.new_page()
+    problems: list[str] = []
+    remote: list[str] = []
+
+    def on_request(request):
+        if not _is_local(request.url):
+            remote.append(request.url)
+
+    page.on("request", on_request)
+    def on_console(message):
+        # The browser probes /favicon.ico by itself when a page declares no icon; that probe
+        # is not something the page asked for, and a missing icon hides nothing from a reader.
+        if message.type == "error" and not _is_favicon_probe(message.location.get("url", "")):
+            problems.append(f"console error: {message.text} ({message.location.get('url')})")
+
+    def on_response(response):
+        if response.status >= 400 and not _is_favicon_probe(response.url):
+            problems.append(f"HTTP {response.status}: {response.url}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} ({req.failure})"))
+    page.on("response", on_response)
+    try:
+        response = page.goto(url, wait_until="load", timeout=60_000)
+        assert response is not None and response.ok, f"{url} answered {response.status if response else None}"
+        page.evaluate(_SETTLE)
+        page.wait_for_load_state("networkidle", timeout=30_000)
+        seen = page.evaluate(_INSPECT)
+    finally:
+        context.close()
+    seen["problems"] = problems
+    seen["remote"] = remote
+    return seen
+
+
+# --- tests ------------------------------------------------------------------------------
+
+
+def test_toc_lists_the_prose_and_the_figures():
+    assert PAGES[0] == "book/intro"
+    assert {"book/theory", "book/references"} <= set(PAGES)
+    assert any(page.startswith("build/notebooks/") for page in PAGES)
+
+
+def test_mathjax_is_served_from_the_site(site: Path):
+    """MathJax is a local file of the site, and no built page links a script or stylesheet on the web."""
+    assert (site / "_static" / "mathjax" / "tex-chtml.js").is_file(), "MathJax was not copied into _static/mathjax"
+    remote_asset = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=["'](?:https?:)?//[^"']*""", re.I)
+    for page in PAGES:
+        html = (site / f"{page}.html").read_text(encoding="utf-8")
+        assert "_static/mathjax/tex-chtml.js" in html, f"{page}.html does not load the local MathJax"
+        found = [match.group(0) for match in remote_asset.finditer(html)]
+        assert not found, f"{page}.html loads assets from the web: {found}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_offline(page: str, site: Path, server: str, browser):
+    seen = _visit(browser, f"{server}/{page}.html")
+
+    assert not seen["remote"], f"{page}: requests left the local server: {seen['remote']}"
+    assert not seen["problems"], f"{page}: " + "; ".join(seen["problems"])
+
+    if seen["mathCount"]:
+        assert seen["mathjax"], f"{page}: has {seen['mathCount']} math elements but MathJax did not load"
+        assert not seen["untypeset"], f"{page}: math left untypeset: {seen['untypeset'][:5]}"
+        assert seen["mjxCount"] >= seen["mathCount"], (
+            f"{page}: {seen['mathCount']} math elements but {seen['mjxCount']} MathJax outputs"
+        )
+    leftover = RAW_TEX.findall(seen["text"])
+    assert not leftover, f"{page}: raw TeX in the visible text: {leftover[:5]}"
+
+    broken = [img["src"] for img in seen["images"] if not (img["complete"] and img["width"] > 0)]
+    assert not broken, f"{page}: images that did not load: {broken}"
+    if page.startswith("build/notebooks/"):
+        assert seen["images"], f"{page}: a figure notebook page without any image"
