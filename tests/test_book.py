@@ -173,6 +173,7 @@ def _visit(browser, url: str) -> dict:
             remote.append(request.url)
 
     page.on("request", on_request)
+
     def on_console(message):
         # The browser probes /favicon.ico by itself when a page declares no icon; that probe
         # is not something the page asked for, and a missing icon hides nothing from a reader.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 
 def _disconnect_thebe_scripts(app) -> None:
-    for event, listeners in app.events.listeners.items():
+    for listeners in app.events.listeners.values():
         for listener in list(listeners):
             handler = listener.handler
             if getattr(handler, "__module__", "").startswith("sphinx_thebe") and handler.__name__ == "init_thebe_core":
