@@ -53,7 +53,11 @@ class Checks:
     def markdown(self) -> str:
         """The checks as a Markdown table."""
         lines = ["| claim | measured | required | |", "|---|---|---|---|"]
-        lines += [f"| {c.claim} | {c.measured} | {c.requirement} | {'✓' if c.passed else '✗'} |" for c in self.rows]
+        cell = lambda text: str(text).replace("|", "\\|")  # a literal bar must not end the cell
+        lines += [
+            f"| {cell(c.claim)} | {cell(c.measured)} | {cell(c.requirement)} | {'✓' if c.passed else '✗'} |"
+            for c in self.rows
+        ]
         return "\n".join(lines)
 
     def show(self):

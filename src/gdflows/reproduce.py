@@ -81,7 +81,7 @@ def _declared_parameters(path: Path) -> dict:
 def _provenance_cell(record: dict):
     import nbformat
 
-    params = ", ".join(f"`{k} = {v!r}`" for k, v in record["parameters"].items())
+    params = ", ".join(f"`{k} = {v}`" for k, v in record["parameters"].items())
     packages = ", ".join(f"{k} {v}" for k, v in record["packages"].items())
     text = (
         "## Provenance\n\n"

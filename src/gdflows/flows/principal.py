@@ -47,13 +47,10 @@ def _log_one_minus(z: jax.Array, floor: float = 0.0) -> jax.Array:
     (approached from :math:`\operatorname{Im}z \le 0`) and is analytic around it, so the cut lies
     on the half-line :math:`\{1 + is : s > 0\}`. ``floor`` bounds :math:`|1 - z|` from below.
     """
-    one_minus = 1.0 - z
     if floor > 0.0:
-        small = jnp.abs(one_minus) < floor
-        one_minus = jnp.where(small, floor, one_minus)
-        z = jnp.where(small, 1.0 - floor, z)
+        z = jnp.where(jnp.abs(1.0 - z) < floor, 1.0 - floor, z)
     right = jnp.real(z) > 1.0
-    return jnp.where(right, jnp.log(jnp.where(right, z - 1.0, 1.0)) + 1j * jnp.pi, jnp.log(one_minus))
+    return jnp.where(right, jnp.log(jnp.where(right, z - 1.0, 1.0)) + 1j * jnp.pi, jnp.log1p(-z))
 
 
 def _coefficient(x, floor: float = 0.0) -> jax.Array:
@@ -62,8 +59,9 @@ def _coefficient(x, floor: float = 0.0) -> jax.Array:
     safe = jnp.where(small, 0.5, z)
     direct = _log_one_minus(safe, floor) / safe
     series = -(1.0 + z * (1 / 2 + z * (1 / 3 + z * (1 / 4 + z * (1 / 5 + z / 6)))))
-    pole = jnp.asarray(-jnp.inf, dtype=z.dtype)  # c(1) = -inf, without a 0/0 in the imaginary part
-    return jnp.where(small, series, jnp.where(z == 1.0, pole, direct))
+    if floor == 0.0:  # c(1) = -inf, without a 0/0 in the imaginary part
+        direct = jnp.where(z == 1.0, jnp.asarray(-jnp.inf, dtype=z.dtype), direct)
+    return jnp.where(small, series, direct)
 
 
 def pf_coefficient(x) -> jax.Array:
