@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.experimental import io_callback
 import numpy as np
 import pytest
+from jax.experimental import io_callback
 
 import gdflows as gf
 

@@ -147,23 +147,46 @@ def write_status(outcomes: list[Outcome], build: Path, smoke: bool) -> Path:
         "| notebook | status | run time (s) |",
         "|---|---|---|",
     ]
-    lines += [f"| [{o.name}](notebooks/{o.name}.ipynb) | {o.status} | {o.seconds:.1f} |" for o in outcomes]
+    page = lambda o: (
+        "{doc}`benchmarks </book/benchmarks>`" if o.name == "benchmarks" else f"{{doc}}`{o.name} <notebooks/{o.name}>`"
+    )
+    lines += [f"| {page(o)} | {o.status} | {o.seconds:.1f} |" for o in outcomes]
     lines.append(f"\nTotal: {sum(o.seconds for o in outcomes):.1f} s.")
     path = build / "status.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
+def run_benchmarks(*, quick: bool, build: Path, root: Path = ROOT) -> Outcome:
+    """Run ``benchmarks/run.py`` (its tables and figures go into the book's benchmark page)."""
+    command = [sys.executable, str(root / "benchmarks" / "run.py"), "--build-dir", str(build)]
+    start = time.perf_counter()
+    result = subprocess.run(command + (["--quick"] if quick else []), cwd=root)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise ReproduceError(f"the benchmark script failed (exit {result.returncode}): {' '.join(command)}")
+    return Outcome("benchmarks", seconds, "ok")
+
+
 def reproduce(names: list[str], *, smoke: bool, build: Path, overrides: dict | None = None) -> list[Outcome]:
-    """Execute the chosen notebooks in order, reporting progress; stop at the first failure."""
+    """Execute the chosen notebooks in order, reporting progress; stop at the first failure.
+
+    With no names, every notebook runs, then the benchmark script (``--quick`` with ``smoke``),
+    and the status page is written.
+    """
     chosen = select(names)
+    total = len(chosen) + (0 if names else 1)
+    mode = "smoke" if smoke else "paper"
     outcomes = []
     for index, name in enumerate(chosen, 1):
-        print(f"[{index}/{len(chosen)}] {name} ({'smoke' if smoke else 'paper'} settings) ...", flush=True)
+        print(f"[{index}/{total}] {name} ({mode} settings) ...", flush=True)
         outcome = execute(name, smoke=smoke, build=build, overrides=overrides)
-        print(f"[{index}/{len(chosen)}] {name} done in {outcome.seconds:.1f} s", flush=True)
+        print(f"[{index}/{total}] {name} done in {outcome.seconds:.1f} s", flush=True)
         outcomes.append(outcome)
     if not names:
+        print(f"[{total}/{total}] benchmarks ({'quick' if smoke else 'full'}) ...", flush=True)
+        outcomes.append(run_benchmarks(quick=smoke, build=build))
+        print(f"[{total}/{total}] benchmarks done in {outcomes[-1].seconds:.1f} s", flush=True)
         write_status(outcomes, build, smoke)
     return outcomes
 
