@@ -1,0 +1,188 @@
+r"""Toy landscapes for the instability figures: two minima of different sharpness, and a strict saddle.
+
+Every loss here is a plain ``jnp`` function of a flat parameter vector built from
+polynomials and ``exp`` only, so it is holomorphic and the complex-space principal flow
+applies to it. A :class:`Landscape` carries the loss, its parameters and *initial guesses*
+for its critical points; :meth:`Landscape.critical_points` refines each guess with
+Newton's method on :math:`\nabla E = 0` and returns the point together with the Hessian
+eigenvalues computed there by :func:`gdflows.hessian` — no curvature in this module is
+typed in by hand.
+
+Example:
+  >>> import gdflows.problems as gp
+  >>> land = gp.two_minima_1d()
+  >>> points = land.critical_points()
+  >>> sorted(points)
+  ['barrier', 'narrow', 'wide']
+  >>> bool(points["narrow"].eigenvalues[0] > points["wide"].eigenvalues[0])
+  True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gdflows.spectral import hessian
+
+
+class CriticalPoint(NamedTuple):
+    """A refined critical point of a loss."""
+
+    kind: str  # "minimum", "saddle" or "maximum", from the signs of the eigenvalues
+    point: np.ndarray  # (d,) the point, refined by Newton's method
+    eigenvalues: np.ndarray  # (d,) Hessian eigenvalues there, ascending (eigvalsh of gdflows.hessian)
+    gradient_norm: float  # |∇E| at the refined point
+    guess: np.ndarray  # (d,) the initial guess Newton's method started from
+
+
+class Landscape(NamedTuple):
+    """A loss with named initial guesses for its critical points."""
+
+    name: str  # short label
+    loss: Callable[[jax.Array], jax.Array]  # E(theta), holomorphic
+    guesses: dict  # name -> initial guess for Newton's method
+    parameters: dict  # the constants the loss was built from
+
+    def critical_points(self) -> dict[str, CriticalPoint]:
+        """Refine every guess with :func:`find_critical_point`; keyed like ``guesses``."""
+        return {key: find_critical_point(self.loss, guess) for key, guess in self.guesses.items()}
+
+
+def find_critical_point(loss, guess, *, tol: float = 1e-14, max_iter: int = 60) -> CriticalPoint:
+    r"""Refine ``guess`` to a critical point with Newton's method, :math:`x \leftarrow x - H(x)^{-1}\nabla E(x)`.
+
+    Newton's method converges to whichever critical point (minimum, saddle or maximum) is
+    nearest in its basin, so the guesses of a :class:`Landscape` are chosen close to the
+    point they name. Iteration stops once the step is below ``tol`` (relative to
+    :math:`1 + \|x\|`); ``gradient_norm`` reports what was reached.
+
+    Returns:
+      A :class:`CriticalPoint` with the Hessian eigenvalues ``jnp.linalg.eigvalsh(hessian(loss, x))``.
+    """
+    grad = jax.jit(jax.grad(loss))
+    hess = jax.jit(lambda x: hessian(loss, x))
+    x0 = jnp.atleast_1d(jnp.asarray(guess, dtype=jnp.float64))
+    x = x0
+    for _ in range(max_iter):
+        step = jnp.linalg.solve(hess(x), grad(x))
+        x = x - step
+        if float(jnp.linalg.norm(step)) <= tol * (1.0 + float(jnp.linalg.norm(x))):
+            break
+    eigenvalues = np.asarray(jnp.linalg.eigvalsh(hess(x)))
+    if np.all(eigenvalues > 0):
+        kind = "minimum"
+    elif np.all(eigenvalues < 0):
+        kind = "maximum"
+    else:
+        kind = "saddle"
+    return CriticalPoint(kind, np.asarray(x), eigenvalues, float(jnp.linalg.norm(grad(x))), np.asarray(x0))
+
+
+def _gaussian(r2, amplitude, width):
+    # amplitude * exp(-r^2 / (2 width^2)); r2 is a sum of squares (holomorphic, no abs)
+    return amplitude * jnp.exp(-r2 / (2.0 * width**2))
+
+
+def two_minima_1d(
+    *,
+    confinement: float = 0.05,
+    wide_depth: float = 1.0,
+    wide_width: float = 1.0,
+    narrow_depth: float = 0.3,
+    narrow_width: float = 0.15,
+    narrow_centre: float = 2.0,
+) -> Landscape:
+    r"""A 1-D loss with a wide minimum near 0 and a narrow, sharp one near ``narrow_centre``.
+
+    .. math::
+        E(x) = \tfrac{\kappa}{2}x^2 - A_w e^{-x^2/(2\sigma_w^2)} - A_s e^{-(x-\mu)^2/(2\sigma_s^2)}
+
+    with :math:`\kappa` = ``confinement``, :math:`A_w, \sigma_w` = ``wide_depth, wide_width``,
+    :math:`A_s, \sigma_s, \mu` = ``narrow_depth, narrow_width, narrow_centre``. The curvature
+    of the narrow minimum is roughly :math:`A_s/\sigma_s^2` (about 12 with the defaults), the
+    wide one's :math:`\kappa + A_w/\sigma_w^2` (about 1.05). Critical points (guesses): the wide
+    minimum (0), the narrow minimum (:math:`\mu`) and the barrier between them
+    (:math:`\mu - 1.5\sigma_s`), a local maximum.
+    """
+    kappa, aw, sw, a_s, ss, mu = confinement, wide_depth, wide_width, narrow_depth, narrow_width, narrow_centre
+
+    def loss(theta):
+        x = theta[0]
+        return 0.5 * kappa * x**2 - _gaussian(x**2, aw, sw) - _gaussian((x - mu) ** 2, a_s, ss)
+
+    guesses = {"wide": [0.0], "narrow": [mu], "barrier": [mu - 1.5 * ss]}
+    params = dict(confinement=kappa, wide_depth=aw, wide_width=sw, narrow_depth=a_s, narrow_width=ss, narrow_centre=mu)
+    return Landscape("two minima (1-D)", loss, guesses, params)
+
+
+def two_minima_2d(
+    *,
+    confinement: float = 0.05,
+    wide_depth: float = 1.0,
+    wide_width: float = 1.0,
+    narrow_depth: float = 0.3,
+    narrow_width: float = 0.15,
+    narrow_centre: float = 2.0,
+) -> Landscape:
+    r"""The 2-D version of :func:`two_minima_1d`: radial Gaussians plus a weak quadratic bowl.
+
+    .. math::
+        E(x, y) = \tfrac{\kappa}{2}(x^2 + y^2) - A_w e^{-(x^2+y^2)/(2\sigma_w^2)}
+                  - A_s e^{-((x-\mu)^2 + y^2)/(2\sigma_s^2)}
+
+    Critical points (guesses): the wide minimum (0, 0), the narrow minimum (:math:`\mu`, 0)
+    and the saddle between their basins (:math:`\mu - 1.5\sigma_s`, 0), which is the 1-D
+    barrier with an extra stable direction :math:`y`. Both Hessian eigenvalues of the narrow
+    minimum are large, so GD with :math:`h\lambda > 2` is unstable there in every direction.
+    """
+    kappa, aw, sw, a_s, ss, mu = confinement, wide_depth, wide_width, narrow_depth, narrow_width, narrow_centre
+
+    def loss(theta):
+        x, y = theta[0], theta[1]
+        return 0.5 * kappa * (x**2 + y**2) - _gaussian(x**2 + y**2, aw, sw) - _gaussian((x - mu) ** 2 + y**2, a_s, ss)
+
+    guesses = {"wide": [0.0, 0.0], "narrow": [mu, 0.0], "saddle": [mu - 1.5 * ss, 0.0]}
+    params = dict(confinement=kappa, wide_depth=aw, wide_width=sw, narrow_depth=a_s, narrow_width=ss, narrow_centre=mu)
+    return Landscape("two minima (2-D)", loss, guesses, params)
+
+
+def saddle_2d(*, stable: float = 3.0, unstable: float = 2.0, quartic: float = 2.0) -> Landscape:
+    r"""A strict saddle at the origin between two minima: a tilted double well.
+
+    .. math::
+        E(x, y) = \tfrac{a}{2}x^2 - \tfrac{b}{2}y^2 + \tfrac{c}{4}y^4
+
+    with :math:`a` = ``stable``, :math:`b` = ``unstable``, :math:`c` = ``quartic``. The origin
+    is a strict saddle with Hessian eigenvalues :math:`(-b, a)`; the minima sit at
+    :math:`(0, \pm\sqrt{b/c})` with eigenvalues :math:`(a, 2b)`. The stable manifold of the
+    saddle is the :math:`x` axis; GD started at :math:`(x_0, \varepsilon)` is pulled towards the
+    saddle along :math:`x` and pushed away along :math:`y` at the rate :math:`1 + hb` per step.
+    """
+    a, b, c = stable, unstable, quartic
+
+    def loss(theta):
+        x, y = theta[0], theta[1]
+        return 0.5 * a * x**2 - 0.5 * b * y**2 + 0.25 * c * y**4
+
+    m = float(np.sqrt(b / c))
+    guesses = {"saddle": [0.0, 0.0], "minimum +": [0.0, m], "minimum -": [0.0, -m]}
+    return Landscape("strict saddle", loss, guesses, dict(stable=a, unstable=b, quartic=c))
+
+
+def saddle_quadratic(*, stable: float = 1.0, unstable: float = 1.0) -> Landscape:
+    r"""The pure saddle :math:`E(x, y) = \tfrac{a}{2}x^2 - \tfrac{b}{2}y^2` (:math:`a` = ``stable``, :math:`b` = ``unstable``).
+
+    GD is exactly :math:`x_n = (1 - ha)^n x_0`, :math:`y_n = (1 + hb)^n y_0`; the test bed of
+    :func:`gdflows.analysis.escape_rate`.
+    """
+    a, b = stable, unstable
+
+    def loss(theta):
+        return 0.5 * a * theta[0] ** 2 - 0.5 * b * theta[1] ** 2
+
+    return Landscape("quadratic saddle", loss, {"saddle": [0.0, 0.0]}, dict(stable=a, unstable=b))
