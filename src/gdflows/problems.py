@@ -175,7 +175,9 @@ def saddle_2d(*, stable: float = 3.0, unstable: float = 2.0, quartic: float = 2.
 
 
 def saddle_quadratic(*, stable: float = 1.0, unstable: float = 1.0) -> Landscape:
-    r"""The pure saddle :math:`E(x, y) = \tfrac{a}{2}x^2 - \tfrac{b}{2}y^2` (:math:`a` = ``stable``, :math:`b` = ``unstable``).
+    r"""The pure saddle :math:`E(x, y) = \tfrac{a}{2}x^2 - \tfrac{b}{2}y^2`.
+
+    Here :math:`a` = ``stable`` and :math:`b` = ``unstable``.
 
     GD is exactly :math:`x_n = (1 - ha)^n x_0`, :math:`y_n = (1 + hb)^n y_0`; the test bed of
     :func:`gdflows.analysis.escape_rate`.
