@@ -157,25 +157,31 @@ def write_status(outcomes: list[Outcome], build: Path, smoke: bool) -> Path:
     return path
 
 
-def run_benchmarks(*, quick: bool, build: Path, root: Path = ROOT) -> Outcome:
-    """Run ``benchmarks/run.py`` (its tables and figures go into the book's benchmark page)."""
-    command = [sys.executable, str(root / "benchmarks" / "run.py"), "--build-dir", str(build)]
+def benchmark_scripts(root: Path = ROOT) -> list[Path]:
+    """The benchmark scripts: every ``benchmarks/*.py``, each taking ``--quick`` and ``--build-dir``."""
+    return sorted((root / "benchmarks").glob("*.py"))
+
+
+def run_benchmark(script: Path, *, quick: bool, build: Path, root: Path = ROOT) -> Outcome:
+    """Run one benchmark script; its tables and figures go into the book's benchmark pages."""
+    command = [sys.executable, str(script), "--build-dir", str(build)] + (["--quick"] if quick else [])
     start = time.perf_counter()
-    result = subprocess.run(command + (["--quick"] if quick else []), cwd=root)
+    result = subprocess.run(command, cwd=root)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
-        raise ReproduceError(f"the benchmark script failed (exit {result.returncode}): {' '.join(command)}")
-    return Outcome("benchmarks", seconds, "ok")
+        raise ReproduceError(f"benchmark {script.name} failed (exit {result.returncode}): {' '.join(command)}")
+    return Outcome(f"benchmarks/{script.name}", seconds, "ok")
 
 
 def reproduce(names: list[str], *, smoke: bool, build: Path, overrides: dict | None = None) -> list[Outcome]:
     """Execute the chosen notebooks in order, reporting progress; stop at the first failure.
 
-    With no names, every notebook runs, then the benchmark script (``--quick`` with ``smoke``),
+    With no names, every notebook runs, then every benchmark script (``--quick`` with ``smoke``),
     and the status page is written.
     """
     chosen = select(names)
-    total = len(chosen) + (0 if names else 1)
+    scripts = [] if names else benchmark_scripts()
+    total = len(chosen) + len(scripts)
     mode = "smoke" if smoke else "paper"
     outcomes = []
     for index, name in enumerate(chosen, 1):
@@ -183,10 +189,11 @@ def reproduce(names: list[str], *, smoke: bool, build: Path, overrides: dict | N
         outcome = execute(name, smoke=smoke, build=build, overrides=overrides)
         print(f"[{index}/{total}] {name} done in {outcome.seconds:.1f} s", flush=True)
         outcomes.append(outcome)
+    for index, script in enumerate(scripts, len(chosen) + 1):
+        print(f"[{index}/{total}] benchmarks/{script.name} ({'quick' if smoke else 'full'}) ...", flush=True)
+        outcomes.append(run_benchmark(script, quick=smoke, build=build))
+        print(f"[{index}/{total}] benchmarks/{script.name} done in {outcomes[-1].seconds:.1f} s", flush=True)
     if not names:
-        print(f"[{total}/{total}] benchmarks ({'quick' if smoke else 'full'}) ...", flush=True)
-        outcomes.append(run_benchmarks(quick=smoke, build=build))
-        print(f"[{total}/{total}] benchmarks done in {outcomes[-1].seconds:.1f} s", flush=True)
         write_status(outcomes, build, smoke)
     return outcomes
 
