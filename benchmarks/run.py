@@ -99,7 +99,7 @@ SETTINGS = {
     },
     "quick": {
         "dims": [10, 30, 100],
-        "repeats": 5,
+        "repeats": 3,
         "slow_repeats": 3,
         "euler_repeats": 1,
         "euler_in_double": False,
@@ -252,42 +252,29 @@ def bench_f2(cfg: dict) -> dict:
         }
         progress(f"F2: Euler in complex128: error {error64.max():.2e} ({seconds:.1f} s with compilation)")
 
-    # --- ours
+    # --- ours: the default call, and the same with the eighth-order pair
     A64 = jnp.diag(jnp.asarray(A_diag, dtype=jnp.float64))
 
     def loss(theta):
         return theta @ (A64.astype(theta.dtype) @ theta)
 
     theta0 = jnp.asarray(theta0_np, dtype=jnp.float64)
-    flow_box = {}
+    ours = _ours_f2(loss, theta0, h, steps, exact, cfg, {})
+    dopri8 = _ours_f2(loss, theta0, h, steps, exact, cfg, {"solver": "dopri8"})
 
-    def build_and_solve():
-        flow_box["flow"] = gdflows.principal_flow(loss, lr=h)
-        return gdflows.solve(flow_box["flow"], theta0, lr=h, steps=steps).theta
+    def ratios(record):
+        speedup = euler_warm["median_s"] / record["warm"]["median_s"]
+        # an exact zero error would make the ratio infinite; JSON has no infinity, so store None then
+        error = record["error_final"]
+        error_ratio = float(euler_errors[-1] / error) if error > 0 else None
+        return {
+            "speedup_warm": speedup,
+            "speedup_warm_core": euler_warm["median_s"] / record["warm_compiled_core"]["median_s"],
+            "speedup_first_call": euler_first / record["first_call_s"],
+            "error_ratio": error_ratio,
+            "target_met": bool(speedup >= 1000 and (error_ratio is None or error_ratio >= 1000)),
+        }
 
-    progress("F2: gdflows.solve(principal_flow), first call ...")
-    ours_first, _ = first_call(build_and_solve)
-    flow = flow_box["flow"]
-    run = gdflows.solve(flow, theta0, lr=h, steps=steps)
-    ours_warm = warm_time(
-        python_loop(lambda: gdflows.solve(flow, theta0, lr=h, steps=steps).theta), repeats=cfg["repeats"]
-    )
-    # the compiled core alone (no argument checks, holomorphy test or NumPy conversion)
-    ts = h * jnp.arange(steps + 1, dtype=jnp.float64)
-    state0 = flow.init(theta0)
-    rtol, atol, solver = run.info["rtol"], run.info["atol"], run.info["solver"]
-    core = lambda: gdflows.integrate(flow, state0, ts, rtol, atol, solver, 100_000)[0]  # noqa: E731
-    core_warm = warm_time(python_loop(core), repeats=cfg["repeats"])
-    ours_errors = np.abs(run.theta - exact).max(axis=1)[1:]
-    stats = run.info["stats"]
-    progress(
-        f"F2: gdflows warm median {ours_warm['median_s'] * 1e3:.2f} ms "
-        f"(compiled core {core_warm['median_s'] * 1e3:.2f} ms), error {ours_errors[-1]:.2e}"
-    )
-
-    speedup = euler_warm["median_s"] / ours_warm["median_s"]
-    # an exact zero error would make the ratio infinite; JSON has no infinity, so store None then
-    error_ratio = float(euler_errors[-1] / ours_errors[-1]) if ours_errors[-1] > 0 else None
     return {
         "exact_final": exact[-1].tolist(),
         "authors_scheme": {
@@ -304,29 +291,57 @@ def bench_f2(cfg: dict) -> dict:
             "error_all_iterates": float(euler_errors.max()),
             "same_scheme_complex128": double,
         },
-        "gdflows": {
-            "description": "gdflows.solve(gdflows.principal_flow(loss, lr=1.05), theta0, lr=1.05, steps=5), "
-            f"complex128, {solver}, rtol={rtol:g}, atol={atol:g}",
-            "solver": solver,
-            "rtol": rtol,
-            "atol": atol,
-            "accepted_steps": stats.accepted_steps,
-            "rejected_steps": stats.rejected_steps,
-            "vector_field_evaluations": stats.vector_field_evaluations,
-            "first_call_s": ours_first,
-            "warm": ours_warm,
-            "warm_compiled_core": core_warm,
-            "final": run.theta[-1].tolist(),
-            "error_final": float(ours_errors[-1]),
-            "error_final_per_axis": np.abs(run.theta[-1] - exact[-1]).tolist(),
-            "error_all_iterates": float(ours_errors.max()),
-        },
-        "speedup_warm": speedup,
-        "speedup_warm_core": euler_warm["median_s"] / core_warm["median_s"],
-        "speedup_first_call": euler_first / ours_first,
-        "error_ratio": error_ratio,
+        "gdflows": ours,
+        "gdflows_dopri8": dopri8,
+        **ratios(ours),
+        "dopri8": ratios(dopri8),
         "target": "at least 1000x faster at at least 1000x smaller error",
-        "target_met": bool(speedup >= 1000 and (error_ratio is None or error_ratio >= 1000)),
+    }
+
+
+def _ours_f2(loss, theta0, h: float, steps: int, exact: np.ndarray, cfg: dict, options: dict) -> dict:
+    """Time and check ``gdflows.solve(principal_flow(loss, lr=h), theta0, ..., **options)`` on F2."""
+    flow_box = {}
+
+    def build_and_solve():
+        flow_box["flow"] = gdflows.principal_flow(loss, lr=h)
+        return gdflows.solve(flow_box["flow"], theta0, lr=h, steps=steps, **options).theta
+
+    label = "gdflows.solve(principal_flow" + "".join(f", {k}={v!r}" for k, v in options.items()) + ")"
+    progress(f"F2: {label}, first call ...")
+    first_s, _ = first_call(build_and_solve)
+    flow = flow_box["flow"]
+    run = gdflows.solve(flow, theta0, lr=h, steps=steps, **options)
+    warm = warm_time(
+        python_loop(lambda: gdflows.solve(flow, theta0, lr=h, steps=steps, **options).theta), repeats=cfg["repeats"]
+    )
+    # the compiled core alone (no argument checks, holomorphy test or NumPy conversion)
+    ts = h * jnp.arange(steps + 1, dtype=jnp.float64)
+    state0 = flow.init(theta0)
+    rtol, atol, solver = run.info["rtol"], run.info["atol"], run.info["solver"]
+    core = lambda: gdflows.integrate(flow, state0, ts, rtol, atol, solver, 100_000)[0]  # noqa: E731
+    core_warm = warm_time(python_loop(core), repeats=cfg["repeats"])
+    errors = np.abs(run.theta - exact).max(axis=1)[1:]
+    stats = run.info["stats"]
+    progress(
+        f"F2: {label} warm median {warm['median_s'] * 1e3:.2f} ms "
+        f"(compiled core {core_warm['median_s'] * 1e3:.2f} ms), error {errors[-1]:.2e}"
+    )
+    return {
+        "description": f"{label} on theta0, lr={h}, steps={steps}; complex128, {solver}, rtol={rtol:g}, atol={atol:g}",
+        "solver": solver,
+        "rtol": rtol,
+        "atol": atol,
+        "accepted_steps": stats.accepted_steps,
+        "rejected_steps": stats.rejected_steps,
+        "vector_field_evaluations": stats.vector_field_evaluations,
+        "first_call_s": first_s,
+        "warm": warm,
+        "warm_compiled_core": core_warm,
+        "final": run.theta[-1].tolist(),
+        "error_final": float(errors[-1]),
+        "error_final_per_axis": np.abs(run.theta[-1] - exact[-1]).tolist(),
+        "error_all_iterates": float(errors.max()),
     }
 
 
@@ -505,7 +520,8 @@ def _machine() -> dict:
 def markdown(results: dict) -> str:
     prov, machine, cfg = results["provenance"], results["machine"], results["settings"]
     f2 = results["f2"]
-    ea, us = f2["authors_scheme"], f2["gdflows"]
+    ea, us, d8 = f2["authors_scheme"], f2["gdflows"], f2["dopri8"]
+    ours = [us, f2["gdflows_dopri8"]]
     double = ea["same_scheme_complex128"]
     double_cell = (
         "not run (`--quick`)"
@@ -525,28 +541,46 @@ def markdown(results: dict) -> str:
         "",
         "### F2: the principal flow against the released scheme",
         "",
-        "| | authors' scheme (re-implemented) | gdflows |",
-        "|---|---|---|",
+        '| | authors\' scheme (re-implemented) | gdflows, default call | gdflows, `solver="dopri8"` |',
+        "|---|---|---|---|",
         f"| method | forward Euler, {ea['euler_steps']:,} steps of $dt = 10^{{-5}}$, complex64 | "
-        f"adaptive {us['solver']}, rtol {us['rtol']:g}, atol {us['atol']:g}, complex128 |",
-        f"| vector-field evaluations | {ea['vector_field_evaluations']:,} | {us['vector_field_evaluations']:,} "
-        f"({us['accepted_steps']} accepted, {us['rejected_steps']} rejected steps) |",
-        f"| wall time, warm (median of {ea['warm']['repeats']} / {us['warm']['repeats']}) | "
-        f"{_seconds(ea['warm']['median_s'])} | {_seconds(us['warm']['median_s'])} "
-        f"(compiled core: {_seconds(us['warm_compiled_core']['median_s'])}) |",
+        + " | ".join(f"adaptive {r['solver']}, rtol {r['rtol']:g}, atol {r['atol']:g}, complex128" for r in ours)
+        + " |",
+        f"| vector-field evaluations | {ea['vector_field_evaluations']:,} | "
+        + " | ".join(
+            f"{r['vector_field_evaluations']:,} ({r['accepted_steps']} accepted, {r['rejected_steps']} rejected steps)"
+            for r in ours
+        )
+        + " |",
+        f"| wall time, warm (median of {ea['warm']['repeats']} / {us['warm']['repeats']} repeats) | "
+        f"{_seconds(ea['warm']['median_s'])} | "
+        + " | ".join(
+            f"{_seconds(r['warm']['median_s'])} (compiled core: {_seconds(r['warm_compiled_core']['median_s'])})"
+            for r in ours
+        )
+        + " |",
         f"| wall time, first call (with compilation) | {_seconds(ea['first_call_s'])} | "
-        f"{_seconds(us['first_call_s'])} |",
-        f"| max error at $t = 5h$ | {ea['error_final']:.2e} | {us['error_final']:.2e} |",
-        f"| max error over $t = h, \\dots, 5h$ | {ea['error_all_iterates']:.2e} | {us['error_all_iterates']:.2e} |",
+        + " | ".join(_seconds(r["first_call_s"]) for r in ours)
+        + " |",
+        f"| max error at $t = 5h$ | {ea['error_final']:.2e} | "
+        + " | ".join(f"{r['error_final']:.2e}" for r in ours)
+        + " |",
+        f"| max error over $t = h, \\dots, 5h$ | {ea['error_all_iterates']:.2e} | "
+        + " | ".join(f"{r['error_all_iterates']:.2e}" for r in ours)
+        + " |",
         f"| error at $t = 5h$ along $\\theta_1$ (sharp) / $\\theta_2$ (flat) | "
         f"{ea['error_final_per_axis'][0]:.1e} / {ea['error_final_per_axis'][1]:.1e} | "
-        f"{us['error_final_per_axis'][0]:.1e} / {us['error_final_per_axis'][1]:.1e} |",
-        f"| the same Euler scheme in complex128: max error at $t = 5h$ | {double_cell} | |",
+        + " | ".join(f"{r['error_final_per_axis'][0]:.1e} / {r['error_final_per_axis'][1]:.1e}" for r in ours)
+        + " |",
+        f"| the same Euler scheme in complex128: max error at $t = 5h$ | {double_cell} | | |",
         "",
-        f"Speed-up (warm, end to end): **{f2['speedup_warm']:,.0f}×** "
-        f"({f2['speedup_warm_core']:,.0f}× for the compiled core; {f2['speedup_first_call']:.1f}× for first calls). "
-        f"Error ratio at $t = 5h$: **{_ratio(f2['error_ratio'])}**. "
-        f"Target ({f2['target']}): **{'met' if f2['target_met'] else 'not met'}**.",
+        f"Default call: speed-up (warm, end to end) **{f2['speedup_warm']:,.0f}×** "
+        f"({f2['speedup_warm_core']:,.0f}× for the compiled core; {f2['speedup_first_call']:.1f}× for first calls), "
+        f"error ratio at $t = 5h$ **{_ratio(f2['error_ratio'])}**. "
+        f"With `dopri8`: **{d8['speedup_warm']:,.0f}×** ({d8['speedup_warm_core']:,.0f}× for the compiled core), "
+        f"error ratio **{_ratio(d8['error_ratio'])}**. "
+        f"Target ({f2['target']}): **{'met' if f2['target_met'] else 'not met'}** by the default call, "
+        f"**{'met' if d8['target_met'] else 'not met'}** with `dopri8`.",
         "",
         "### Time per vector-field evaluation",
         "",
