@@ -2,7 +2,7 @@ r"""gdflows: continuous-time models of gradient descent, and gradient descent it
 
 The library works on a pure loss :math:`E(\theta)` of a flat parameter vector. It runs
 GD (:func:`gd`), builds flows with a common face (:func:`gradient_flow`,
-:func:`modified_flow`, :func:`principal_flow`) and integrates any of them at GD's times
+:func:`modified_flow`, :func:`principal_flow`, :func:`rod_flow`) and integrates any of them at GD's times
 (:func:`solve`).
 
 Importing gdflows enables JAX's 64-bit mode (``jax_enable_x64``): the flows are compared
@@ -21,6 +21,7 @@ from gdflows.flows import (  # noqa: E402
     modified_flow,
     pf_coefficient,
     principal_flow,
+    rod_flow,
 )
 from gdflows.gd import Trajectory, gd, gd_scan  # noqa: E402
 from gdflows.solve import SolverStats, integrate, solve  # noqa: E402
@@ -44,6 +45,7 @@ __all__ = [
     "modified_flow",
     "pf_coefficient",
     "principal_flow",
+    "rod_flow",
     "sharpness",
     "solve",
 ]

@@ -4,6 +4,7 @@ from gdflows.flows._base import Flow, parameter_flow
 from gdflows.flows.gradient import gradient_flow
 from gdflows.flows.modified import modified_flow
 from gdflows.flows.principal import check_holomorphic, pf_coefficient, principal_flow
+from gdflows.flows.rod import rod_ends, rod_flow, rod_length
 
 __all__ = [
     "Flow",
@@ -13,4 +14,7 @@ __all__ = [
     "parameter_flow",
     "pf_coefficient",
     "principal_flow",
+    "rod_ends",
+    "rod_flow",
+    "rod_length",
 ]
