@@ -47,16 +47,19 @@ class TestGD:
 
 
 class TestSolve:
-    def test_error_follows_the_tolerance(self):
-        """On NGF of a quadratic (exact: exp(-t a) theta0) the global error shrinks with rtol, and stays
-        within a small multiple of rtol times the solution size over the interval."""
+    @pytest.mark.parametrize("solver", ["tsit5", "dopri5", "dopri8"])
+    def test_error_follows_the_tolerance(self, solver):
+        """On NGF of a quadratic (exact: exp(-t a) theta0) the global error stays within a small multiple
+        of rtol times the solution size, and shrinks as rtol does."""
         exact = lambda t: np.exp(-np.outer(t, [3.0, 1.0, 0.2])) * np.asarray(THETA0)
-        errors = {}
-        for rtol in (1e-5, 1e-8, 1e-11):
-            run = gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=30, rtol=rtol, atol=rtol * 1e-3)
-            errors[rtol] = np.max(np.abs(run.theta - exact(run.t)))
-            assert errors[rtol] < 20 * rtol * np.max(np.abs(THETA0))
-        assert errors[1e-11] < errors[1e-8] < errors[1e-5]
+        errors = []
+        for rtol in (1e-3, 1e-5, 1e-7):
+            run = gf.solve(
+                gf.gradient_flow(QUADRATIC), THETA0, lr=1.0, steps=4, rtol=rtol, atol=rtol * 1e-3, solver=solver
+            )
+            errors.append(np.max(np.abs(run.theta - exact(run.t))))
+            assert errors[-1] < 20 * rtol * np.max(np.abs(THETA0)), (rtol, errors[-1])
+        assert errors[2] < errors[0] / 100
 
     @pytest.mark.parametrize("solver", ["tsit5", "dopri5", "dopri8"])
     def test_evaluation_count_is_exact(self, solver):

@@ -25,7 +25,7 @@ import numpy as np
 
 from gdflows._checks import NotHolomorphicError, check_lr
 from gdflows.flows._base import Flow, parameter_flow
-from gdflows.spectral import hessian
+from gdflows.spectral import hessian, hvp_operator, krylov_apply
 
 _SERIES_RADIUS = 1e-3  # below it, six series terms are exact to ~1e-19
 
@@ -126,13 +126,20 @@ def check_holomorphic(loss, theta0: jax.Array, *, rtol: float = 1e-6) -> None:
             )
 
 
-def principal_flow(loss, *, lr: float, space: Literal["complex", "real"] = "complex") -> Flow:
-    r"""The principal flow :math:`\dot\theta = \frac{\log(I - hH)}{hH}\nabla E`, with the dense spectrum.
+def principal_flow(
+    loss,
+    *,
+    lr: float,
+    space: Literal["complex", "real"] = "complex",
+    spectrum: Literal["dense", "krylov"] = "dense",
+    krylov_dim: int = 32,
+) -> Flow:
+    r"""The principal flow :math:`\dot\theta = \frac{\log(I - hH)}{hH}\nabla E`, from a dense or a Krylov spectrum.
 
     Args:
       loss: the loss :math:`E(\theta)`; for ``space="complex"`` it must be holomorphic
-        (checked by :func:`check_holomorphic` when the flow's ``init`` is called on concrete
-        parameters).
+        (checked by :func:`check_holomorphic` the first time the flow's ``init`` is called on
+        concrete parameters).
       lr: the learning rate :math:`h` of the GD being modelled.
       space: ``"complex"`` integrates the PF on complex parameters :math:`z`, with the
         holomorphic gradient and Hessian of the continued loss and an eigendecomposition of the
@@ -140,15 +147,46 @@ def principal_flow(loss, *, lr: float, space: Literal["complex", "real"] = "comp
         \operatorname{Im}z)` and ``position`` returns :math:`\operatorname{Re}z`. ``"real"`` is the
         real-part PF :math:`\dot\theta = \sum_i \operatorname{Re}c(h\lambda_i)(\nabla E\cdot u_i)u_i`
         on real parameters, which needs no holomorphy.
+      spectrum: ``"dense"`` (the reference: eigendecomposition of the full Hessian) or
+        ``"krylov"`` (Lanczos on Hessian-vector products, below).
+      krylov_dim: the Krylov dimension :math:`m` for ``spectrum="krylov"``.
 
     At :math:`h\lambda = 1` the coefficient is :math:`-\infty`; the vector field bounds
     :math:`|1 - h\lambda|` below by the machine epsilon, so such a component shrinks by a factor
     :math:`\varepsilon` per time :math:`h` instead of vanishing (GD's 0, to round-off).
     The dense Hessian limits this to a few thousand parameters.
+
+    ``spectrum="krylov"`` never forms :math:`H`: each evaluation runs ``krylov_dim`` steps of
+    Lanczos with full reorthogonalisation on Hessian-vector products, started from
+    :math:`\nabla E`, and returns :math:`\|\nabla E\|\,V_m^\top c(hT_m)e_1`
+    (:func:`gdflows.spectral.krylov_apply`): ``krylov_dim`` products with :math:`H` and one
+    gradient per evaluation, whatever the number of parameters. For ``space="real"`` the
+    Lanczos process is the symmetric one and :math:`\operatorname{Re}c` is applied; for
+    ``space="complex"`` it is the complex-symmetric Lanczos process (bilinear form
+    :math:`a^\top b`, since :math:`H(z)^\top = H(z)`) and :math:`c` is applied through ``eig`` of
+    the small tridiagonal :math:`T_m`. Both are exact when ``krylov_dim`` reaches the number of
+    parameters; below that the error depends on how well a polynomial of degree
+    :math:`m - 1` fits :math:`c(h\lambda)` on the spectrum (see the networks benchmark page).
+
+    A loss that says it is not holomorphic (``loss.holomorphic is False``, as set by
+    :func:`gdflows.models.flatten` for ReLU networks or the cross-entropy) is refused for
+    ``space="complex"`` with :class:`~gdflows.NotHolomorphicError`.
     """
     h = check_lr(lr)
     if space not in ("complex", "real"):
         raise ValueError(f"space must be 'complex' or 'real', got space={space!r}.")
+    if spectrum not in ("dense", "krylov"):
+        raise ValueError(f"spectrum must be 'dense' or 'krylov', got spectrum={spectrum!r}.")
+    if isinstance(krylov_dim, bool) or not isinstance(krylov_dim, int) or krylov_dim < 1:
+        raise ValueError(f"krylov_dim must be a positive integer, got krylov_dim={krylov_dim!r}.")
+    if space == "complex" and getattr(loss, "holomorphic", True) is False:
+        raise NotHolomorphicError(
+            "principal_flow(space='complex') needs a loss that is holomorphic in the parameters, and this "
+            "loss is marked loss.holomorphic = False (e.g. a ReLU network, or the cross-entropy); use "
+            "principal_flow(loss, lr=..., space='real') for the real-part PF on real parameters."
+        )
+    if spectrum == "krylov":
+        return _krylov_flow(loss, h, space, krylov_dim)
 
     if space == "real":
         grad = jax.grad(loss)
@@ -162,10 +200,12 @@ def principal_flow(loss, *, lr: float, space: Literal["complex", "real"] = "comp
         return parameter_flow("PF (real part)", loss, real_field)
 
     holomorphic_grad = jax.grad(loss, holomorphic=True)
+    checked = []  # the holomorphy test runs once per flow, at its first concrete initial point
 
     def init(theta0):
-        if not isinstance(theta0, jax.core.Tracer):
+        if not checked and not isinstance(theta0, jax.core.Tracer):
             check_holomorphic(loss, theta0)
+            checked.append(True)
         return (theta0, jnp.zeros_like(theta0))
 
     def complex_field(t, state):
@@ -184,3 +224,37 @@ def principal_flow(loss, *, lr: float, space: Literal["complex", "real"] = "comp
         vector_field=complex_field,
         position=lambda state: state[0],
     )
+
+
+def _krylov_flow(loss, h: float, space: str, krylov_dim: int) -> Flow:
+    """The PF with :math:`c(hH)\nabla E` evaluated by Lanczos (see :func:`principal_flow`)."""
+    if space == "real":
+        grad = jax.grad(loss)
+
+        def real_field(theta):
+            eps = float(jnp.finfo(theta.dtype).eps)
+            coefficient = lambda lam: jnp.real(_coefficient(h * lam, eps))  # noqa: E731
+            m = min(krylov_dim, theta.shape[0])
+            return krylov_apply(hvp_operator(loss, theta), grad(theta), coefficient, m).real
+
+        return parameter_flow("PF (real part)", loss, real_field)
+
+    holomorphic_grad = jax.grad(loss, holomorphic=True)
+
+    def init(theta0):
+        if not isinstance(theta0, jax.core.Tracer):
+            check_holomorphic(loss, theta0)
+        return (theta0, jnp.zeros_like(theta0))
+
+    def complex_field(t, state):
+        re, im = state
+        z = jax.lax.complex(re, im)
+        eps = float(jnp.finfo(re.dtype).eps)
+        m = min(krylov_dim, re.shape[0])
+        operator = hvp_operator(loss, z, holomorphic=True)
+        velocity = krylov_apply(
+            operator, holomorphic_grad(z), lambda lam: _coefficient(h * lam, eps), m, symmetric="complex"
+        )
+        return (jnp.real(velocity), jnp.imag(velocity))
+
+    return Flow(name="PF", loss=loss, init=init, vector_field=complex_field, position=lambda state: state[0])
