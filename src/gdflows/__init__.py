@@ -2,8 +2,9 @@ r"""gdflows: continuous-time models of gradient descent, and gradient descent it
 
 The library works on a pure loss :math:`E(\theta)` of a flat parameter vector. It runs
 GD (:func:`gd`), builds flows with a common face (:func:`gradient_flow`,
-:func:`modified_flow`, :func:`principal_flow`, :func:`rod_flow`) and integrates any of them at GD's times
-(:func:`solve`). :func:`dal` is the drift-adjusted learning rate as an optax transformation.
+:func:`modified_flow`, :func:`principal_flow`, :func:`rod_flow`, :func:`central_flow`) and
+integrates any of them at GD's times (:func:`solve`). :func:`dal` is the drift-adjusted learning
+rate as an optax transformation.
 
 Importing gdflows enables JAX's 64-bit mode (``jax_enable_x64``): the flows are compared
 with GD to 1e-8 and tighter, which single precision cannot resolve.
@@ -16,6 +17,9 @@ jax.config.update("jax_enable_x64", True)
 from gdflows._checks import DivergenceWarning, NotHolomorphicError  # noqa: E402
 from gdflows.flows import (  # noqa: E402
     Flow,
+    central_diagnostics,
+    central_flow,
+    central_flow_run,
     check_holomorphic,
     gradient_flow,
     modified_flow,
@@ -37,6 +41,9 @@ __all__ = [
     "NotHolomorphicError",
     "SolverStats",
     "Trajectory",
+    "central_diagnostics",
+    "central_flow",
+    "central_flow_run",
     "check_holomorphic",
     "dal",
     "gd",

@@ -1,13 +1,35 @@
 """Continuous-time models of gradient descent, all with the face of :class:`Flow`."""
 
 from gdflows.flows._base import Flow, parameter_flow
+from gdflows.flows.central import (
+    CentralInfo,
+    EigenTrackingError,
+    NotSmoothError,
+    SDCPError,
+    central_diagnostics,
+    central_flow,
+    central_flow_run,
+    check_smooth,
+    solve_sdcp,
+    track_eigenpairs,
+)
 from gdflows.flows.gradient import gradient_flow
 from gdflows.flows.modified import modified_flow
 from gdflows.flows.principal import check_holomorphic, pf_coefficient, principal_flow
 from gdflows.flows.rod import rod_ends, rod_flow, rod_length
 
 __all__ = [
+    "CentralInfo",
+    "EigenTrackingError",
     "Flow",
+    "NotSmoothError",
+    "SDCPError",
+    "central_diagnostics",
+    "central_flow",
+    "central_flow_run",
+    "check_smooth",
+    "solve_sdcp",
+    "track_eigenpairs",
     "check_holomorphic",
     "gradient_flow",
     "modified_flow",
