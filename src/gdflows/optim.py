@@ -24,6 +24,21 @@ comes in through optax's extra-arguments convention, exactly as for optax's line
 
     updates, state = tx.update(grads, state, params, value_fn=loss)   # or grad_fn=jax.grad(loss)
 
+With ``flax.nnx`` (0.12), ``nnx.Optimizer.update(model, grads, **kwargs)`` forwards its keyword
+arguments to ``tx.update``, and the ``params`` it hands on are the model's ``wrt`` state as pure
+arrays; so the loss must be a function of that state::
+
+    optimizer = nnx.Optimizer(model, dal(p=1.0), wrt=nnx.Param)
+
+    @nnx.jit
+    def train_step(model, optimizer, x, y):
+        graph, _, rest = nnx.split(model, nnx.Param, ...)
+        value_fn = lambda params: loss(nnx.merge(graph, params, rest), x, y)
+        grads = nnx.grad(loss)(model, x, y)
+        optimizer.update(model, grads, value_fn=value_fn)
+
+``optimizer.opt_state.learning_rate`` then holds :math:`h_t` (tested in ``tests/test_optim.py``).
+
 The notebook F8 of the book shows what DAL does on a network; ``benchmarks/dal.py`` measures
 what it costs per step.
 """
