@@ -115,3 +115,129 @@ def gd(loss: Loss, theta0, *, lr: float, steps: int) -> Trajectory:
         stacklevel=2,
     )
     return Trajectory(t[:first_bad], theta[:first_bad], losses[:first_bad], stopped_at=float(t[first_bad]))
+
+
+class SharpnessRun(NamedTuple):
+    """A GD run with the top Hessian eigenvalues tracked every ``every`` steps (:func:`gd_with_sharpness`)."""
+
+    t: np.ndarray  # (steps+1,) times t_n = n h
+    loss: np.ndarray  # (steps+1,) loss at every step; +inf from the first non-finite one
+    tracked_steps: np.ndarray  # (K,) the steps 0, every, 2 every, ... at which the spectrum was computed
+    eigenvalues: np.ndarray  # (K, top) largest Hessian eigenvalues there, descending
+    residuals: np.ndarray  # (K, top) Lanczos residuals ||H u - lambda u|| of those pairs
+    top_vector: np.ndarray  # (K, d) unit eigenvector of the largest eigenvalue
+    theta: np.ndarray  # (K, d) parameters at the tracked steps (the checkpoints)
+    final_theta: np.ndarray  # (d,) parameters after the last step
+    matvecs_per_track: int  # Hessian-vector products per spectrum (Lanczos steps + residuals)
+    stopped_at: float | None = None  # time of the first non-finite value, if any
+
+    @property
+    def sharpness(self) -> np.ndarray:
+        """The largest eigenvalue at each tracked step."""
+        return self.eigenvalues[:, 0]
+
+
+def _gd_sharpness_scan(loss, theta0, lr, steps, every, top, krylov_dim, seed):
+    from gdflows.spectral import hvp_operator, lanczos_top
+
+    value_and_grad = jax.value_and_grad(loss)
+    probe = jax.random.normal(jax.random.key(seed), theta0.shape, dtype=theta0.dtype)
+    probe = probe / jnp.linalg.norm(probe)
+
+    def step(carry, _):
+        theta, alive = carry
+        value, grad = value_and_grad(theta)
+        new = theta - lr * grad
+        ok = alive & jnp.isfinite(value) & jnp.all(jnp.isfinite(new))
+        recorded = jnp.where(alive & jnp.isfinite(value), value, jnp.inf)
+        return (jnp.where(ok, new, theta), ok), recorded
+
+    def spectrum(theta, previous):
+        start = previous + 0.1 * probe  # warm start: the last top eigenvector, plus a fixed random part
+        pairs = lanczos_top(hvp_operator(loss, theta), start, top, krylov_dim)
+        return pairs.values, pairs.residuals, pairs.vectors[0]
+
+    def block(carry, _):
+        theta, alive, previous = carry
+        values, residuals, vector = spectrum(theta, previous)
+        (theta_next, alive), losses = jax.lax.scan(step, (theta, alive), None, length=every)
+        return (theta_next, alive, vector), (losses, values, residuals, vector, theta)
+
+    blocks = steps // every
+    init = (theta0, jnp.array(True), probe)
+    (theta, alive, previous), (losses, values, residuals, vectors, thetas) = jax.lax.scan(
+        block, init, None, length=blocks
+    )
+    last_values, last_residuals, last_vector = spectrum(theta, previous)
+    theta_tracked = theta
+    (theta, alive), rest = jax.lax.scan(step, (theta, alive), None, length=steps - blocks * every)
+    final_loss = jnp.where(alive, loss(theta), jnp.inf)
+    losses = jnp.concatenate([losses.reshape(-1), rest, final_loss[None]])
+    stack = lambda a, b: jnp.concatenate([a, b[None]], axis=0)  # noqa: E731
+    return (
+        losses,
+        stack(values, last_values),
+        stack(residuals, last_residuals),
+        stack(vectors, last_vector),
+        stack(thetas, theta_tracked),
+        theta,
+    )
+
+
+_gd_sharpness_jit = jax.jit(_gd_sharpness_scan, static_argnums=(0, 3, 4, 5, 6, 7))
+
+
+def gd_with_sharpness(
+    loss: Loss,
+    theta0,
+    *,
+    lr: float,
+    steps: int,
+    every: int = 10,
+    top: int = 1,
+    krylov_dim: int = 32,
+    seed: int = 0,
+) -> SharpnessRun:
+    r"""GD with the ``top`` largest Hessian eigenvalues computed every ``every`` steps, all in one jit.
+
+    The whole run is one compiled ``lax.scan`` over blocks of ``every`` GD steps; at the start of
+    each block, Lanczos with full reorthogonalisation (:func:`gdflows.spectral.lanczos_top`,
+    ``krylov_dim`` Hessian-vector products, warm-started from the previous top eigenvector)
+    gives the top eigenpairs. Tracked steps are :math:`0, k, 2k, \dots, \lfloor N/k\rfloor k`.
+
+    Args:
+      loss, theta0, lr, steps: as for :func:`gd`.
+      every: track the spectrum every ``every`` steps (:math:`k`).
+      top: number of eigenvalues tracked (at most ``krylov_dim``).
+      krylov_dim: Lanczos steps per spectrum; check ``residuals`` (their size says whether it
+        was enough).
+      seed: seed of the random part of the start vector.
+
+    Returns:
+      A :class:`SharpnessRun`: the loss at every step; eigenvalues, residuals, top eigenvector and
+      parameters at the tracked steps. A run that becomes non-finite freezes there (its loss is
+      ``inf`` afterwards), ``stopped_at`` names the time and a :class:`DivergenceWarning` is issued.
+    """
+    lr = check_lr(lr)
+    steps = check_steps(steps)
+    theta0 = check_theta0(theta0)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be a positive integer, got every={every!r}.")
+    krylov_dim = min(int(krylov_dim), theta0.shape[0])
+    if not 1 <= top <= krylov_dim:
+        raise ValueError(f"top must be between 1 and krylov_dim={krylov_dim}, got top={top!r}.")
+    out = _gd_sharpness_jit(loss, theta0, lr, steps, every, top, krylov_dim, seed)
+    losses, values, residuals, vectors, thetas, final = (np.asarray(a) for a in out)
+    t = lr * np.arange(steps + 1)
+    tracked = every * np.arange(values.shape[0])
+    stopped = None
+    if not np.all(np.isfinite(losses)):
+        first_bad = int(np.argmin(np.isfinite(losses)))
+        stopped = float(t[first_bad])
+        warnings.warn(
+            f"GD with lr={lr} produced a non-finite loss at step {first_bad} (t = {stopped:.6g}); the iterate is "
+            "frozen from there on and the loss recorded as inf.",
+            DivergenceWarning,
+            stacklevel=2,
+        )
+    return SharpnessRun(t, losses, tracked, values, residuals, vectors, thetas, final, krylov_dim + top, stopped)

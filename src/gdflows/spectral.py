@@ -1,13 +1,20 @@
-r"""Curvature: Hessian-vector products, dense Hessians and their spectra.
+r"""Curvature: Hessian-vector products, dense Hessians, Lanczos and Krylov matrix functions.
 
 Everything here works on a pure loss :math:`E` of a flat parameter vector.
 Dense Hessians are built column block by column block from Hessian-vector
-products, which needs far less temporary memory than ``jax.hessian`` on networks.
+products, which needs far less temporary memory than ``jax.hessian`` on networks;
+they are the reference for small problems. At scale, :func:`lanczos` with full
+reorthogonalisation gives the top eigenpairs (:func:`top_eigenpairs`,
+:func:`lanczos_top`) and the Krylov evaluation of a matrix function on a vector,
+:math:`f(H)v \approx \|v\|V_m^\top f(T_m)e_1` (:func:`krylov_apply`), from Hessian-vector
+products alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -50,3 +57,188 @@ def third_derivative_vv(loss: Loss, theta: jax.Array, v: jax.Array, *, holomorph
 def sharpness(loss: Loss, theta: jax.Array) -> jax.Array:
     r"""Largest Hessian eigenvalue :math:`\lambda_{\max}(H(\theta))` from the dense spectrum."""
     return jnp.linalg.eigvalsh(hessian(loss, theta))[-1]
+
+
+# ----------------------------------------------------------------------------- Lanczos
+
+
+class LanczosError(RuntimeError):
+    """Lanczos did not converge to the requested tolerance; the message gives the residual."""
+
+
+class Lanczos(NamedTuple):
+    r"""A Lanczos decomposition :math:`HV_m^\top = V_m^\top T_m + \beta_m v_{m+1}e_m^\top`.
+
+    With the bilinear form :math:`\langle a, b\rangle = a^\top b` (no conjugate): for a real
+    symmetric :math:`H` this is the usual Lanczos process, for a complex-symmetric one
+    (:math:`H^\top = H`, the Hessian of a holomorphic loss at complex parameters) it is the
+    complex-symmetric Lanczos process, whose basis satisfies :math:`V V^\top = I`.
+    """
+
+    alpha: jax.Array  # (m,) diagonal of the tridiagonal T_m
+    beta: jax.Array  # (m,) beta[j] = T[j, j+1] for j < m-1; beta[m-1] is the final residual norm
+    basis: jax.Array  # (m, d) rows v_1 .. v_m; rows after a breakdown are zero
+    norm: jax.Array  # <v, v>^{1/2} of the start vector
+    steps: jax.Array  # steps before an invariant subspace (breakdown) was found; m if none
+
+    def tridiagonal(self) -> jax.Array:
+        """The matrix :math:`T_m`."""
+        off = self.beta[:-1]
+        return jnp.diag(self.alpha) + jnp.diag(off, 1) + jnp.diag(off, -1)
+
+
+def _bilinear(a, b):
+    return jnp.sum(a * b)
+
+
+def lanczos(matvec: Callable[[jax.Array], jax.Array], v: jax.Array, m: int) -> Lanczos:
+    r"""``m`` steps of Lanczos with full reorthogonalisation, started from ``v``; jittable.
+
+    Every new vector is orthogonalised against all previous ones twice (classical
+    Gram–Schmidt, repeated), so the basis stays orthonormal to round-off and no ghost
+    eigenvalues appear. Costs exactly ``m`` products with :math:`H`. If the Krylov space
+    becomes invariant after ``k < m`` steps (a breakdown, :math:`\beta_k \approx 0`), the
+    remaining rows of the basis are zero, ``steps`` is ``k`` and :math:`T_m` decouples, which
+    leaves :math:`f(T_m)e_1` exact.
+    """
+    v = jnp.asarray(v)
+    dtype = v.dtype
+    eps = jnp.finfo(dtype).eps
+    norm = jnp.sqrt(_bilinear(v, v))
+    q0 = v / jnp.where(norm == 0, 1.0, norm)  # v = 0: a zero basis, and f(H) 0 = 0
+    basis0 = jnp.zeros((m, v.shape[0]), dtype)
+
+    def body(j, carry):
+        basis, alpha, beta, q, alive, steps = carry
+        basis = basis.at[j].set(q)
+        w = matvec(q)
+        scale = jnp.sqrt(jnp.sum(jnp.abs(w) ** 2))
+        a = _bilinear(q, w)
+        w = w - basis.T @ (basis @ w)
+        w = w - basis.T @ (basis @ w)
+        b = jnp.sqrt(_bilinear(w, w))
+        ok = alive & (jnp.abs(b) > 64 * eps * jnp.maximum(scale, jnp.abs(a)))
+        q_next = jnp.where(ok, w / jnp.where(ok, b, 1.0), jnp.zeros_like(w))
+        alpha = alpha.at[j].set(jnp.where(alive, a, 0.0))
+        beta = beta.at[j].set(jnp.where(ok, b, 0.0))
+        steps = steps + alive.astype(jnp.int32)
+        return basis, alpha, beta, q_next, ok, steps
+
+    init = (basis0, jnp.zeros(m, dtype), jnp.zeros(m, dtype), q0, jnp.array(True), jnp.array(0, jnp.int32))
+    basis, alpha, beta, _, _, steps = jax.lax.fori_loop(0, m, body, init)
+    return Lanczos(alpha, beta, basis, norm, steps)
+
+
+class Eigenpairs(NamedTuple):
+    """Top eigenpairs from :func:`lanczos_top` / :func:`top_eigenpairs`."""
+
+    values: jax.Array  # (k,) largest eigenvalues (Ritz values), descending
+    vectors: jax.Array  # (k, d) unit eigenvectors (Ritz vectors), one per row
+    residuals: jax.Array  # (k,) ||H u - lambda u||, each from one more product with H
+    matvecs: int  # products with H spent: m for the basis plus k for the residuals
+    converged: jax.Array  # (k,) residual <= tol * max(|lambda_1|, tiny)
+
+
+def lanczos_top(matvec, v0: jax.Array, k: int, m: int, tol: float = 1e-8) -> Eigenpairs:
+    r"""The ``k`` largest eigenpairs of a real symmetric :math:`H` from ``m`` Lanczos steps; jittable.
+
+    The Ritz pairs of :math:`T_m` are returned with their true residuals
+    :math:`\|Hu - \lambda u\|` (``k`` extra products). Never raises: look at ``converged``
+    (or use :func:`top_eigenpairs`, which raises :class:`LanczosError`).
+    """
+    if not 1 <= k <= m:
+        raise ValueError(f"need 1 <= k <= m, got k={k}, m={m}.")
+    lz = lanczos(matvec, v0, m)
+    theta, s = jnp.linalg.eigh(lz.tridiagonal())
+    valid = jnp.arange(m) < lz.steps
+    weight_outside = jnp.sum(jnp.where(valid[:, None], 0.0, s**2), axis=0)
+    theta = jnp.where(weight_outside > 0.5, -jnp.inf, theta)  # Ritz values of a decoupled zero block
+    order = jnp.argsort(-theta)[:k]
+    values = theta[order]
+    vectors = s[:, order].T @ lz.basis
+    vectors = vectors / jnp.linalg.norm(vectors, axis=1, keepdims=True)
+    residuals = jnp.linalg.norm(jax.vmap(matvec)(vectors) - values[:, None] * vectors, axis=1)
+    scale = jnp.maximum(jnp.max(jnp.abs(values)), jnp.finfo(values.dtype).tiny)
+    return Eigenpairs(values, vectors, residuals, m + k, residuals <= tol * scale)
+
+
+def hvp_operator(loss: Loss, theta: jax.Array, *, holomorphic: bool = False) -> Callable[[jax.Array], jax.Array]:
+    r"""The map :math:`v \mapsto H(\theta)v`, with the gradient's linearisation computed once."""
+    _, linear = jax.linearize(gradient(loss, holomorphic=holomorphic), theta)
+    return linear
+
+
+def _start_vector(theta: jax.Array, seed: int) -> jax.Array:
+    v = jax.random.normal(jax.random.key(seed), theta.shape, dtype=theta.real.dtype)
+    return v / jnp.linalg.norm(v)
+
+
+def top_eigenpairs(
+    loss: Loss, theta: jax.Array, k: int = 1, *, m: int = 64, tol: float = 1e-8, seed: int = 0, strict: bool = True
+) -> Eigenpairs:
+    r"""The ``k`` largest Hessian eigenpairs at ``theta`` by Lanczos with full reorthogonalisation.
+
+    Args:
+      loss: the loss :math:`E`.
+      theta: real parameters.
+      k: number of eigenpairs.
+      m: Lanczos steps (Hessian-vector products); capped at the dimension.
+      tol: convergence tolerance on the relative residual :math:`\|Hu - \lambda u\|/|\lambda_1|`.
+      seed: seed of the random start vector.
+      strict: raise :class:`LanczosError` (with the residuals) if a pair has not converged;
+        ``False`` returns the result with its ``converged`` flags instead.
+    """
+    theta = jnp.asarray(theta)
+    m = min(m, theta.shape[0])
+    result = _top_jit(loss, theta, k, m, tol, seed)
+    if strict and not bool(jnp.all(result.converged)):
+        worst = float(jnp.max(result.residuals / jnp.maximum(jnp.max(jnp.abs(result.values)), 1e-300)))
+        raise LanczosError(
+            f"Lanczos with m={m} steps did not converge for the top {k} eigenpairs: largest relative residual "
+            f"{worst:.3g} > tol={tol:.3g} (residuals {[float(r) for r in result.residuals]}); increase m, "
+            "or pass strict=False to accept the estimate."
+        )
+    return result
+
+
+@partial(jax.jit, static_argnums=(0, 2, 3, 5))
+def _top_jit(loss, theta, k, m, tol, seed):
+    return lanczos_top(hvp_operator(loss, theta), _start_vector(theta, seed), k, m, tol)
+
+
+def krylov_apply(
+    matvec: Callable[[jax.Array], jax.Array],
+    v: jax.Array,
+    f: Callable[[jax.Array], jax.Array],
+    m: int,
+    *,
+    symmetric: Literal["real", "complex"] = "real",
+) -> jax.Array:
+    r"""The Krylov approximation :math:`f(H)v \approx \langle v,v\rangle^{1/2}\,V_m^\top f(T_m)e_1`; jittable.
+
+    ``m`` Lanczos steps (``m`` products with :math:`H`) build :math:`V_m, T_m`; :math:`f` is
+    applied to the small tridiagonal matrix through its eigendecomposition. Exact when
+    :math:`f` agrees with a polynomial of degree :math:`< m` on the spectrum (in particular
+    when ``m`` reaches the dimension, or the Krylov space becomes invariant).
+
+    Args:
+      matvec: :math:`v \mapsto Hv`.
+      v: the vector.
+      f: a function of an array of eigenvalues, applied elementwise (may return complex values).
+      m: Krylov dimension.
+      symmetric: ``"real"`` for a real symmetric :math:`H` (``eigh`` of :math:`T_m`);
+        ``"complex"`` for a complex-symmetric :math:`H` (complex-symmetric Lanczos and ``eig`` of
+        :math:`T_m`), as for the Hessian of a holomorphic loss at complex parameters.
+    """
+    if symmetric not in ("real", "complex"):
+        raise ValueError(f"symmetric must be 'real' or 'complex', got {symmetric!r}.")
+    lz = lanczos(matvec, v, m)
+    t = lz.tridiagonal()
+    if symmetric == "real":
+        theta, s = jnp.linalg.eigh(t)
+        small = s @ (f(theta) * s[0, :])
+    else:
+        theta, s = jnp.linalg.eig(t)
+        e1 = jnp.zeros(m, s.dtype).at[0].set(1.0)
+        small = s @ (f(theta) * jnp.linalg.solve(s, e1))
+    return lz.norm * (small.astype(jnp.result_type(small, lz.basis)) @ lz.basis)
