@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,13 @@ def notebook_dir(root: Path = ROOT) -> Path:
 
 def available(root: Path = ROOT) -> list[str]:
     """Names (file stems) of the notebooks, in book order."""
-    return sorted(path.stem for path in notebook_dir(root).glob("*.ipynb"))
+    return sorted((path.stem for path in notebook_dir(root).glob("*.ipynb")), key=_book_order)
+
+
+def _book_order(name: str) -> tuple:
+    """F2 before F10: the figure number as a number, then the rest of the name."""
+    number = re.match(r"[A-Za-z]*(\d+)", name)
+    return (int(number.group(1)) if number else 10**9, name)
 
 
 def select(names: list[str], root: Path = ROOT) -> list[str]:
@@ -147,9 +154,7 @@ def write_status(outcomes: list[Outcome], build: Path, smoke: bool) -> Path:
         "| notebook | status | run time (s) |",
         "|---|---|---|",
     ]
-    page = lambda o: (
-        "{doc}`benchmarks </book/benchmarks>`" if o.name == "benchmarks" else f"{{doc}}`{o.name} <notebooks/{o.name}>`"
-    )
+    page = lambda o: f"`{o.name}`" if o.name.startswith("benchmarks/") else f"{{doc}}`{o.name} <notebooks/{o.name}>`"
     lines += [f"| {page(o)} | {o.status} | {o.seconds:.1f} |" for o in outcomes]
     lines.append(f"\nTotal: {sum(o.seconds for o in outcomes):.1f} s.")
     path = build / "status.md"
