@@ -1,0 +1,237 @@
+r"""The principal flow at scale: Krylov against dense, cost against network size, GD with sharpness tracking.
+
+Usage::
+
+    python benchmarks/networks.py [--quick] [--build-dir build]
+
+Writes ``<build>/benchmarks/networks.json`` (every number, with provenance),
+``<build>/benchmarks/networks.md`` (the tables the book includes on its networks benchmark page)
+and the figure ``<build>/figures/benchmark_networks.{png,pdf}``.
+
+Three measurements, all on tanh MLPs :math:`64\to w\to w\to10` with the mean-squared error on
+1,000 standardised digits, float64:
+
+1. **Krylov error against the Krylov dimension** :math:`m`. At a GD checkpoint inside the edge
+   of stability (the :math:`w = 16` network, 1,482 parameters, after 300 GD steps at
+   :math:`h = 0.4`, where :math:`h\lambda_{\max} \approx 2`), the PF vector field
+   :math:`c(hH)\nabla E` by ``principal_flow(..., spectrum="krylov", krylov_dim=m)`` against the
+   dense one (``eigh``/``eig`` of the full Hessian), relative error, real-part and complex-space PF.
+2. **Cost of one PF evaluation against the number of parameters** :math:`d`, from about 100
+   to over 100,000: dense (full Hessian from Hessian-vector products, then its
+   eigendecomposition; only while :math:`d` is a few thousand) and Krylov (:math:`m = 32`).
+3. **GD steps per second**, plain (:func:`gdflows.gd_scan`) and with the top Hessian eigenvalue
+   tracked every 10 steps inside the same compiled loop (:func:`gdflows.gd.gd_with_sharpness`,
+   20 Lanczos steps).
+
+Timings are medians over repeats of a compiled, warmed-up call; the first call (tracing and
+compilation) is stored separately in the JSON, with the minimum and maximum over repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as in benchmarks/run.py: steadier LAPACK timings
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from flax import nnx  # noqa: E402
+
+import gdflows as gf  # noqa: E402  (importing gdflows enables float64)
+from gdflows.data import load  # noqa: E402
+from gdflows.gd import _gd_sharpness_jit, gd_scan  # noqa: E402
+from gdflows.models import MLP, flatten  # noqa: E402
+from gdflows.plotting import save_figure, use_style  # noqa: E402
+from gdflows.provenance import provenance  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {
+    "full": {
+        "krylov_dims": [4, 8, 16, 32, 64, 128, 256],
+        "widths": [2, 8, 32, 128, 290],
+        "dense_max_parameters": 4000,
+        "gd_steps": 100,
+        "repeats": 3,
+    },
+    "quick": {
+        "krylov_dims": [4, 16, 64],
+        "widths": [2, 8, 32],
+        "dense_max_parameters": 800,
+        "gd_steps": 20,
+        "repeats": 2,
+    },
+}
+N_TRAIN = 1000
+LR = 0.4  # the F6/F7 learning rate: 2/h = 5
+CHECKPOINT = 300  # GD steps before the Krylov-error measurement
+KRYLOV_COST_DIM = 32
+TRACK_EVERY, TRACK_DIM = 10, 20
+
+
+def progress(message: str) -> None:
+    print(f"[benchmarks/networks] {message}", flush=True)
+
+
+def timed(function, repeats: int) -> dict:
+    """First call (with compilation) and the median, min and max of ``repeats`` further calls."""
+    tic = time.perf_counter()
+    jax.block_until_ready(function())
+    first = time.perf_counter() - tic
+    samples = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        jax.block_until_ready(function())
+        samples.append(time.perf_counter() - tic)
+    return {"first_call_s": first, "median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples)}
+
+
+def network(width: int, data):
+    model = MLP([64, width, width, 10], activation="tanh", rngs=nnx.Rngs(0))
+    return flatten(model, data.x_train, data.y_train, loss="mse")
+
+
+def relative(a, b) -> float:
+    a = jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(a)])
+    b = jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(b)])
+    return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
+
+
+def krylov_error(data, dims: list[int]) -> dict:
+    net = network(16, data)
+    run = gf.gd(net.loss, net.theta0, lr=LR, steps=CHECKPOINT)
+    theta = jnp.asarray(run.theta[-1])
+    sharp = float(gf.sharpness(net.loss, theta))
+    out = {"parameters": net.size, "lr": LR, "checkpoint": CHECKPOINT, "h_lambda_max": LR * sharp, "rows": []}
+    references = {}
+    for space in ("real", "complex"):
+        flow = gf.principal_flow(net.loss, lr=LR, space=space)
+        references[space] = jax.jit(flow.vector_field)(0.0, flow.init(theta))
+    for m in dims:
+        row = {"m": m}
+        for space in ("real", "complex"):
+            flow = gf.principal_flow(net.loss, lr=LR, space=space, spectrum="krylov", krylov_dim=m)
+            row[space] = relative(jax.jit(flow.vector_field)(0.0, flow.init(theta)), references[space])
+        out["rows"].append(row)
+        progress(f"Krylov error, m = {m}: real {row['real']:.2e}, complex {row['complex']:.2e}")
+    return out
+
+
+def measure(width: int, data, dense_max: int, gd_steps: int, repeats: int) -> dict:
+    """One network size: a Krylov (and, if small enough, a dense) PF evaluation; GD with and without tracking."""
+    net = network(width, data)
+    loss, theta = net.loss, net.theta0
+    row = {"width": width, "parameters": net.size}
+    krylov = gf.principal_flow(loss, lr=LR, space="real", spectrum="krylov", krylov_dim=KRYLOV_COST_DIM)
+    krylov_field = jax.jit(krylov.vector_field)
+    row["krylov"] = timed(lambda: krylov_field(0.0, theta), repeats)
+    if net.size <= dense_max:
+        dense_field = jax.jit(gf.principal_flow(loss, lr=LR, space="real").vector_field)
+        row["dense"] = timed(lambda: dense_field(0.0, theta), max(1, repeats - 1))
+    plain = jax.jit(gd_scan, static_argnums=(0, 3))
+    row["gd"] = timed(lambda: plain(loss, theta, LR, gd_steps).loss, repeats)
+    row["gd_tracked"] = timed(
+        lambda: _gd_sharpness_jit(loss, theta, LR, gd_steps, TRACK_EVERY, 1, TRACK_DIM, 0)[0], repeats
+    )
+    row["gd_steps_per_second"] = gd_steps / row["gd"]["median_s"]
+    row["gd_tracked_steps_per_second"] = gd_steps / row["gd_tracked"]["median_s"]
+    dense_text = f", dense {row['dense']['median_s']:.3g} s" if "dense" in row else ""
+    progress(
+        f"d = {net.size}: Krylov PF evaluation {row['krylov']['median_s']:.3g} s{dense_text}; GD "
+        f"{row['gd_steps_per_second']:.3g} steps/s, tracked {row['gd_tracked_steps_per_second']:.3g} steps/s"
+    )
+    return row
+
+
+def markdown(results: dict) -> str:
+    k = results["krylov_error"]
+    lines = [
+        f"### Krylov against dense: relative error of $c(hH)\\nabla E$ ({k['parameters']:,} parameters, "
+        f"$h\\lambda_{{\\max}} = {k['h_lambda_max']:.2f}$)",
+        "",
+        "| Krylov dimension m | real-part PF | complex-space PF |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {row['m']} | {row['real']:.2e} | {row['complex']:.2e} |" for row in k["rows"]]
+    lines += [
+        "",
+        f"### Cost per PF evaluation and GD throughput ({N_TRAIN:,} examples; Krylov with m = {KRYLOV_COST_DIM})",
+        "",
+        "| parameters | dense PF (s) | Krylov PF (s) | GD steps/s | GD steps/s, sharpness every 10 steps |",
+        "|---|---|---|---|---|",
+    ]
+    for row in results["cost"]:
+        dense = f"{row['dense']['median_s']:.3g}" if "dense" in row else "— (not run)"
+        lines.append(
+            f"| {row['parameters']:,} | {dense} | {row['krylov']['median_s']:.3g} | "
+            f"{row['gd_steps_per_second']:.3g} | {row['gd_tracked_steps_per_second']:.3g} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def figure(results: dict):
+    use_style()
+    fig, (err_ax, cost_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
+    rows = results["krylov_error"]["rows"]
+    ms = [row["m"] for row in rows]
+    err_ax.semilogy(ms, [row["real"] for row in rows], "o-", label="real-part PF")
+    err_ax.semilogy(ms, [row["complex"] for row in rows], "s--", label="complex-space PF")
+    err_ax.set(xscale="log", xlabel="Krylov dimension m", ylabel="relative error vs dense", title="Krylov vs dense")
+    err_ax.legend()
+    cost_rows = results["cost"]
+    d = [row["parameters"] for row in cost_rows]
+    cost_ax.loglog(
+        d, [row["krylov"]["median_s"] for row in cost_rows], "o-", label=f"Krylov PF (m = {KRYLOV_COST_DIM})"
+    )
+    dense = [(row["parameters"], row["dense"]["median_s"]) for row in cost_rows if "dense" in row]
+    if dense:
+        cost_ax.loglog(*zip(*dense, strict=True), "s--", label="dense PF")
+    cost_ax.set(xlabel="parameters d", ylabel="seconds per evaluation", title="cost of one PF evaluation")
+    cost_ax.legend()
+    fig.tight_layout()
+    save_figure(fig, "benchmark_networks")
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the principal flow on networks.")
+    parser.add_argument("--quick", action="store_true", help="fewer sizes, dimensions and repeats (for CI)")
+    parser.add_argument(
+        "--build-dir", type=Path, default=ROOT / "build", help="the build tree (default: build/ in the repository)"
+    )
+    args = parser.parse_args(argv)
+    os.environ["GDFLOWS_BUILD_DIR"] = str(args.build_dir.resolve())
+    mode = "quick" if args.quick else "full"
+    settings = SETTINGS[mode]
+    started = time.perf_counter()
+    data = load("digits", n_train=N_TRAIN)
+    results = {"mode": mode, "settings": settings}
+    results["krylov_error"] = krylov_error(data, settings["krylov_dims"])
+    results["cost"] = [
+        measure(width, data, settings["dense_max_parameters"], settings["gd_steps"], settings["repeats"])
+        for width in settings["widths"]
+    ]
+    results["provenance"] = provenance(
+        {"mode": mode, **settings, "n_train": N_TRAIN, "lr": LR, "krylov_cost_dim": KRYLOV_COST_DIM},
+        seconds=time.perf_counter() - started,
+        root=ROOT,
+    )
+    folder = args.build_dir / "benchmarks"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "networks.json").write_text(json.dumps(results, indent=1))
+    (folder / "networks.md").write_text(markdown(results))
+    figure(results)
+    progress(f"wrote {folder / 'networks.md'} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
