@@ -261,6 +261,8 @@ def bench_f2(cfg: dict) -> dict:
     theta0 = jnp.asarray(theta0_np, dtype=jnp.float64)
     ours = _ours_f2(loss, theta0, h, steps, exact, cfg, {})
     tsit5 = _ours_f2(loss, theta0, h, steps, exact, cfg, {"solver": "tsit5"})
+    # the loosest tolerances that still meet the error target (1000x below the Euler scheme's 7e-4)
+    loose = _ours_f2(loss, theta0, h, steps, exact, cfg, {"rtol": 1e-8, "atol": 1e-10})
 
     def ratios(record):
         speedup = euler_warm["median_s"] / record["warm"]["median_s"]
@@ -293,8 +295,10 @@ def bench_f2(cfg: dict) -> dict:
         },
         "gdflows": ours,
         "gdflows_tsit5": tsit5,
+        "gdflows_rtol_1e-8": loose,
         **ratios(ours),
         "tsit5": ratios(tsit5),
+        "rtol_1e-8": ratios(loose),
         "target": "at least 1000x faster at at least 1000x smaller error",
     }
 
@@ -520,8 +524,8 @@ def _machine() -> dict:
 def markdown(results: dict) -> str:
     prov, machine, cfg = results["provenance"], results["machine"], results["settings"]
     f2 = results["f2"]
-    ea, us, alt = f2["authors_scheme"], f2["gdflows"], f2["tsit5"]
-    ours = [us, f2["gdflows_tsit5"]]
+    ea, us, alt, loose = f2["authors_scheme"], f2["gdflows"], f2["tsit5"], f2["rtol_1e-8"]
+    ours = [us, f2["gdflows_tsit5"], f2["gdflows_rtol_1e-8"]]
     double = ea["same_scheme_complex128"]
     double_cell = (
         "not run (`--quick`)"
@@ -541,8 +545,9 @@ def markdown(results: dict) -> str:
         "",
         "### F2: the principal flow against the released scheme",
         "",
-        '| | authors\' scheme (re-implemented) | gdflows, default call (Dopri8) | gdflows, `solver="tsit5"` |',
-        "|---|---|---|---|",
+        '| | authors\' scheme (re-implemented) | gdflows, default call (Dopri8) | gdflows, `solver="tsit5"` '
+        "| gdflows, `rtol=1e-8, atol=1e-10` |",
+        "|---|---|---|---|---|",
         f"| method | forward Euler, {ea['euler_steps']:,} steps of $dt = 10^{{-5}}$, complex64 | "
         + " | ".join(f"adaptive {r['solver']}, rtol {r['rtol']:g}, atol {r['atol']:g}, complex128" for r in ours)
         + " |",
@@ -572,7 +577,7 @@ def markdown(results: dict) -> str:
         f"{ea['error_final_per_axis'][0]:.1e} / {ea['error_final_per_axis'][1]:.1e} | "
         + " | ".join(f"{r['error_final_per_axis'][0]:.1e} / {r['error_final_per_axis'][1]:.1e}" for r in ours)
         + " |",
-        f"| the same Euler scheme in complex128: max error at $t = 5h$ | {double_cell} | | |",
+        f"| the same Euler scheme in complex128: max error at $t = 5h$ | {double_cell} | | | |",
         "",
         f"Default call: speed-up (warm, end to end) **{f2['speedup_warm']:,.0f}×** "
         f"({f2['speedup_warm_core']:,.0f}× for the compiled core; {f2['speedup_first_call']:.1f}× for first calls), "
@@ -580,7 +585,10 @@ def markdown(results: dict) -> str:
         f"With `tsit5`: **{alt['speedup_warm']:,.0f}×** ({alt['speedup_warm_core']:,.0f}× for the compiled core), "
         f"error ratio **{_ratio(alt['error_ratio'])}**. "
         f"Target ({f2['target']}): **{'met' if f2['target_met'] else 'not met'}** by the default call, "
-        f"**{'met' if alt['target_met'] else 'not met'}** with `tsit5`.",
+        f"**{'met' if alt['target_met'] else 'not met'}** with `tsit5`. "
+        f"At `rtol=1e-8, atol=1e-10` (error still far below the target's bound): "
+        f"**{loose['speedup_warm']:,.0f}×**, error ratio **{_ratio(loose['error_ratio'])}**, target "
+        f"**{'met' if loose['target_met'] else 'not met'}**.",
         "",
         "### Time per vector-field evaluation",
         "",
