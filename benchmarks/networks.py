@@ -11,9 +11,9 @@ and the figure ``<build>/figures/benchmark_networks.{png,pdf}``.
 Three measurements, all on tanh MLPs :math:`64\to w\to w\to10` with the mean-squared error on
 1,000 standardised digits, float64:
 
-1. **Krylov error against the Krylov dimension** :math:`m`. At a GD checkpoint inside the edge
-   of stability (the :math:`w = 16` network, 1,482 parameters, after 300 GD steps at
-   :math:`h = 0.4`, where :math:`h\lambda_{\max} \approx 2`), the PF vector field
+1. **Krylov error against the Krylov dimension** :math:`m`. At a GD checkpoint (the :math:`w = 16`
+   network, 1,482 parameters, after 300 GD steps at :math:`h = 0.4`, where :math:`h\lambda_{\max}`
+   is about 1.5: the singularity of :math:`c` at :math:`h\lambda = 1` lies inside the spectrum), the PF vector field
    :math:`c(hH)\nabla E` by ``principal_flow(..., spectrum="krylov", krylov_dim=m)`` against the
    dense one (``eigh``/``eig`` of the full Hessian), relative error, real-part and complex-space PF.
 2. **Cost of one PF evaluation against the number of parameters** :math:`d`, from about 100
