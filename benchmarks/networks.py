@@ -154,7 +154,7 @@ def measure(width: int, data, dense_max: int, gd_steps: int, repeats: int) -> di
 def markdown(results: dict) -> str:
     k = results["krylov_error"]
     lines = [
-        f"### Krylov against dense: relative error of $c(hH)\\nabla E$ ({k['parameters']:,} parameters, "
+        f"## Krylov against dense: relative error of $c(hH)\\nabla E$ ({k['parameters']:,} parameters, "
         f"$h\\lambda_{{\\max}} = {k['h_lambda_max']:.2f}$)",
         "",
         "| Krylov dimension m | real-part PF | complex-space PF |",
@@ -163,7 +163,7 @@ def markdown(results: dict) -> str:
     lines += [f"| {row['m']} | {row['real']:.2e} | {row['complex']:.2e} |" for row in k["rows"]]
     lines += [
         "",
-        f"### Cost per PF evaluation and GD throughput ({N_TRAIN:,} examples; Krylov with m = {KRYLOV_COST_DIM})",
+        f"## Cost per PF evaluation and GD throughput ({N_TRAIN:,} examples; Krylov with m = {KRYLOV_COST_DIM})",
         "",
         "| parameters | dense PF (s) | Krylov PF (s) | GD steps/s | GD steps/s, sharpness every 10 steps |",
         "|---|---|---|---|---|",
