@@ -42,6 +42,13 @@ def check_steps(steps: Any) -> int:
     return int(steps)
 
 
+def check_positive_int(name: str, value: Any) -> int:
+    """Return ``value`` as an int, or raise naming ``name`` if it is not a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
+    return int(value)
+
+
 def check_theta0(theta0: Any, *, allow_complex: bool = False) -> jnp.ndarray:
     """Return ``theta0`` as a 1-D JAX float array, or raise naming the fix."""
     array = jnp.asarray(theta0)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdflows._checks import DivergenceWarning, check_lr, check_steps, check_theta0
+from gdflows._checks import DivergenceWarning, check_lr, check_positive_int, check_steps, check_theta0
 
 Loss = Callable[[jax.Array], jax.Array]
 
@@ -47,21 +47,35 @@ class GDScan(NamedTuple):
     finite_steps: jax.Array  # number of steps completed with a finite loss and iterate
 
 
+def _guarded_step(loss: Loss, lr: float):
+    """One GD step that freezes the iterate at the first non-finite loss or iterate.
+
+    ``(theta, alive) -> ((theta_next, alive_next), loss)``, the loss recorded as ``inf``
+    from the first non-finite value on; shared by :func:`gd_scan` and :func:`gd_with_sharpness`.
+    """
+    value_and_grad = jax.value_and_grad(loss)
+
+    def step(theta, alive):
+        value, grad = value_and_grad(theta)
+        new = theta - lr * grad
+        ok = alive & jnp.isfinite(value) & jnp.all(jnp.isfinite(new))
+        recorded = jnp.where(alive & jnp.isfinite(value), value, jnp.inf)
+        return (jnp.where(ok, new, theta), ok), recorded
+
+    return step
+
+
 def gd_scan(loss: Loss, theta0: jax.Array, lr: float, steps: int) -> GDScan:
     """GD as one ``lax.scan``, jit- and vmap-friendly.
 
     Once a loss or iterate is non-finite the iterate stops moving, so a batch of
     runs can be vectorised even when some of them diverge.
     """
-    value_and_grad = jax.value_and_grad(loss)
+    guarded = _guarded_step(loss, lr)
 
     def step(carry, _):
         theta, alive, count = carry
-        value, grad = value_and_grad(theta)
-        new = theta - lr * grad
-        ok = alive & jnp.isfinite(value) & jnp.all(jnp.isfinite(new))
-        theta_next = jnp.where(ok, new, theta)
-        recorded = jnp.where(alive & jnp.isfinite(value), value, jnp.inf)
+        (theta_next, ok), recorded = guarded(theta, alive)
         return (theta_next, ok, count + ok.astype(jnp.int32)), (theta, recorded)
 
     init = (theta0, jnp.array(True), jnp.array(0, jnp.int32))
@@ -140,17 +154,12 @@ class SharpnessRun(NamedTuple):
 def _gd_sharpness_scan(loss, theta0, lr, steps, every, top, krylov_dim, seed):
     from gdflows.spectral import hvp_operator, lanczos_top
 
-    value_and_grad = jax.value_and_grad(loss)
+    guarded = _guarded_step(loss, lr)
     probe = jax.random.normal(jax.random.key(seed), theta0.shape, dtype=theta0.dtype)
     probe = probe / jnp.linalg.norm(probe)
 
     def step(carry, _):
-        theta, alive = carry
-        value, grad = value_and_grad(theta)
-        new = theta - lr * grad
-        ok = alive & jnp.isfinite(value) & jnp.all(jnp.isfinite(new))
-        recorded = jnp.where(alive & jnp.isfinite(value), value, jnp.inf)
-        return (jnp.where(ok, new, theta), ok), recorded
+        return guarded(*carry)
 
     def spectrum(theta, previous):
         start = previous + 0.1 * probe  # warm start: the last top eigenvector, plus a fixed random part
@@ -221,8 +230,7 @@ def gd_with_sharpness(
     lr = check_lr(lr)
     steps = check_steps(steps)
     theta0 = check_theta0(theta0)
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"every must be a positive integer, got every={every!r}.")
+    every = check_positive_int("every", every)
     krylov_dim = min(int(krylov_dim), theta0.shape[0])
     if not 1 <= top <= krylov_dim:
         raise ValueError(f"top must be between 1 and krylov_dim={krylov_dim}, got top={top!r}.")

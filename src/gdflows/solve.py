@@ -17,7 +17,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdflows._checks import DivergenceWarning, check_finite_scalar, check_lr, check_steps, check_theta0
+from gdflows._checks import (
+    DivergenceWarning,
+    check_finite_scalar,
+    check_lr,
+    check_positive_int,
+    check_steps,
+    check_theta0,
+)
 from gdflows.flows import Flow
 from gdflows.gd import Trajectory
 
@@ -132,8 +139,7 @@ def solve(
     atol = check_finite_scalar("atol", atol)
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got solver={solver!r}.")
-    if isinstance(saves_per_step, bool) or not isinstance(saves_per_step, int) or saves_per_step < 1:
-        raise ValueError(f"saves_per_step must be a positive integer, got saves_per_step={saves_per_step!r}.")
+    saves_per_step = check_positive_int("saves_per_step", saves_per_step)
     ts = (h / saves_per_step) * jnp.arange(steps * saves_per_step + 1, dtype=theta0.dtype)
     state0 = flow.init(theta0)
     if steps == 0:

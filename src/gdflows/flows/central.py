@@ -45,7 +45,7 @@ import jax.extend.core as jax_core
 import jax.numpy as jnp
 import numpy as np
 
-from gdflows._checks import check_lr, check_steps, check_theta0
+from gdflows._checks import check_lr, check_positive_int, check_steps, check_theta0
 from gdflows.flows._base import Flow
 from gdflows.gd import Trajectory
 from gdflows.spectral import hessian, hvp
@@ -423,8 +423,7 @@ def central_flow_run(
     h = o.h
     steps = check_steps(steps)
     theta0 = check_theta0(theta0)
-    if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 1:
-        raise ValueError(f"substeps must be a positive integer, got substeps={substeps!r}.")
+    substeps = check_positive_int("substeps", substeps)
     if check_smoothness:
         check_smooth(loss, theta0)
     vectors = _initial_vectors(theta0, o.tracked) if vectors0 is None else jnp.asarray(vectors0)

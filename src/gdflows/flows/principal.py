@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdflows._checks import NotHolomorphicError, check_lr
+from gdflows._checks import NotHolomorphicError, check_lr, check_positive_int
 from gdflows.flows._base import Flow, parameter_flow
 from gdflows.spectral import hessian, hvp_operator, krylov_apply
 
@@ -177,29 +177,21 @@ def principal_flow(
         raise ValueError(f"space must be 'complex' or 'real', got space={space!r}.")
     if spectrum not in ("dense", "krylov"):
         raise ValueError(f"spectrum must be 'dense' or 'krylov', got spectrum={spectrum!r}.")
-    if isinstance(krylov_dim, bool) or not isinstance(krylov_dim, int) or krylov_dim < 1:
-        raise ValueError(f"krylov_dim must be a positive integer, got krylov_dim={krylov_dim!r}.")
+    krylov_dim = check_positive_int("krylov_dim", krylov_dim)
     if space == "complex" and getattr(loss, "holomorphic", True) is False:
         raise NotHolomorphicError(
             "principal_flow(space='complex') needs a loss that is holomorphic in the parameters, and this "
             "loss is marked loss.holomorphic = False (e.g. a ReLU network, or the cross-entropy); use "
             "principal_flow(loss, lr=..., space='real') for the real-part PF on real parameters."
         )
+    holomorphic = space == "complex"
     if spectrum == "krylov":
-        return _krylov_flow(loss, h, space, krylov_dim)
+        field = _krylov_field(loss, h, holomorphic, krylov_dim)
+    else:
+        field = _dense_field(loss, h, holomorphic)
+    if not holomorphic:
+        return parameter_flow("PF (real part)", loss, field)
 
-    if space == "real":
-        grad = jax.grad(loss)
-
-        def real_field(theta):
-            eps = float(jnp.finfo(theta.dtype).eps)
-            eigenvalues, vectors = jnp.linalg.eigh(hessian(loss, theta))
-            coefficient = jnp.real(_coefficient(h * eigenvalues, eps))
-            return vectors @ (coefficient * (vectors.T @ grad(theta)))
-
-        return parameter_flow("PF (real part)", loss, real_field)
-
-    holomorphic_grad = jax.grad(loss, holomorphic=True)
     checked = []  # the holomorphy test runs once per flow, at its first concrete initial point
 
     def init(theta0):
@@ -209,52 +201,43 @@ def principal_flow(
         return (theta0, jnp.zeros_like(theta0))
 
     def complex_field(t, state):
-        re, im = state
-        z = jax.lax.complex(re, im)
-        eps = float(jnp.finfo(re.dtype).eps)
-        eigenvalues, vectors = jnp.linalg.eig(hessian(loss, z, holomorphic=True))
-        coordinates = jnp.linalg.solve(vectors, holomorphic_grad(z))
-        velocity = vectors @ (_coefficient(h * eigenvalues, eps) * coordinates)
-        return (jnp.real(velocity), jnp.imag(velocity))
-
-    return Flow(
-        name="PF",
-        loss=loss,
-        init=init,
-        vector_field=complex_field,
-        position=lambda state: state[0],
-    )
-
-
-def _krylov_flow(loss, h: float, space: str, krylov_dim: int) -> Flow:
-    """The PF with :math:`c(hH)\nabla E` evaluated by Lanczos (see :func:`principal_flow`)."""
-    if space == "real":
-        grad = jax.grad(loss)
-
-        def real_field(theta):
-            eps = float(jnp.finfo(theta.dtype).eps)
-            coefficient = lambda lam: jnp.real(_coefficient(h * lam, eps))  # noqa: E731
-            m = min(krylov_dim, theta.shape[0])
-            return krylov_apply(hvp_operator(loss, theta), grad(theta), coefficient, m).real
-
-        return parameter_flow("PF (real part)", loss, real_field)
-
-    holomorphic_grad = jax.grad(loss, holomorphic=True)
-
-    def init(theta0):
-        if not isinstance(theta0, jax.core.Tracer):
-            check_holomorphic(loss, theta0)
-        return (theta0, jnp.zeros_like(theta0))
-
-    def complex_field(t, state):
-        re, im = state
-        z = jax.lax.complex(re, im)
-        eps = float(jnp.finfo(re.dtype).eps)
-        m = min(krylov_dim, re.shape[0])
-        operator = hvp_operator(loss, z, holomorphic=True)
-        velocity = krylov_apply(
-            operator, holomorphic_grad(z), lambda lam: _coefficient(h * lam, eps), m, symmetric="complex"
-        )
+        velocity = field(jax.lax.complex(*state))
         return (jnp.real(velocity), jnp.imag(velocity))
 
     return Flow(name="PF", loss=loss, init=init, vector_field=complex_field, position=lambda state: state[0])
+
+
+def _dense_field(loss, h: float, holomorphic: bool):
+    r""":math:`x \mapsto c(hH(x))\nabla E(x)` from the dense Hessian: ``eigh`` on real parameters (with
+    :math:`\operatorname{Re}c`), ``eig`` of the complex-symmetric :math:`H(z)` on complex ones."""
+    grad = jax.grad(loss, holomorphic=holomorphic)
+
+    def field(x):
+        eps = float(jnp.finfo(x.real.dtype).eps)
+        H = hessian(loss, x, holomorphic=holomorphic)
+        if not holomorphic:
+            eigenvalues, vectors = jnp.linalg.eigh(H)
+            coefficient = jnp.real(_coefficient(h * eigenvalues, eps))
+            return vectors @ (coefficient * (vectors.T @ grad(x)))
+        eigenvalues, vectors = jnp.linalg.eig(H)
+        return vectors @ (_coefficient(h * eigenvalues, eps) * jnp.linalg.solve(vectors, grad(x)))
+
+    return field
+
+
+def _krylov_field(loss, h: float, holomorphic: bool, krylov_dim: int):
+    r""":math:`x \mapsto c(hH(x))\nabla E(x)` by Lanczos on Hessian-vector products (see :func:`principal_flow`)."""
+    grad = jax.grad(loss, holomorphic=holomorphic)
+
+    def field(x):
+        eps = float(jnp.finfo(x.real.dtype).eps)
+        if holomorphic:
+            coefficient = lambda lam: _coefficient(h * lam, eps)  # noqa: E731
+        else:
+            coefficient = lambda lam: jnp.real(_coefficient(h * lam, eps))  # noqa: E731
+        operator = hvp_operator(loss, x, holomorphic=holomorphic)
+        m = min(krylov_dim, x.shape[0])
+        velocity = krylov_apply(operator, grad(x), coefficient, m, symmetric="complex" if holomorphic else "real")
+        return velocity if holomorphic else velocity.real
+
+    return field
