@@ -26,28 +26,46 @@ def random_spd(rng, d):
 
 
 def test_one_euler_step_of_size_h_is_the_gd_map():
-    """From GD's rod [theta_n, theta_{n+1}], state + h F(state) is GD's next rod, turned over."""
+    """From GD's rod with its + end the later one, state + h F(state) is GD's next rod, turned over."""
     rng = np.random.default_rng(1)
     H = jnp.asarray(random_spd(rng, 5))
     loss = lambda th: 0.5 * th @ H @ th + 0.1 * jnp.sum(th**4)  # noqa: E731
     h = 0.7
-    run = gf.gd(loss, rng.standard_normal(5), lr=h, steps=3)
+    run = gf.gd(loss, rng.standard_normal(5), lr=h, steps=4)
+    flow = gf.rod_flow(loss, lr=h)
+    for n in range(3):
+        state = (0.5 * (run.theta[n] + run.theta[n + 1]), 0.5 * (run.theta[n + 1] - run.theta[n]))
+        field = flow.vector_field(0.0, jax.tree.map(jnp.asarray, state))
+        c, delta = jax.tree.map(lambda s, f: s + h * f, state, field)
+        np.testing.assert_allclose(c + delta, run.theta[n + 1], atol=1e-13)  # turned over: + is now the earlier end
+        np.testing.assert_allclose(c - delta, run.theta[n + 2], atol=1e-13)
+
+
+def test_gd_rods_are_rest_points_of_the_rod_equation():
+    """With + the earlier end (flow.init's orientation), delta' = 0 exactly on GD's rods; c' h is GD's centre step."""
+    rng = np.random.default_rng(2)
+    H = jnp.asarray(random_spd(rng, 4) * 3)
+    loss = lambda th: 0.5 * th @ H @ th + 0.2 * jnp.sum(jnp.cos(th))  # noqa: E731
+    h = 0.45
+    run = gf.gd(loss, rng.standard_normal(4), lr=h, steps=6)
     flow = gf.rod_flow(loss, lr=h)
     state = flow.init(jnp.asarray(run.theta[0]))
     lo, hi = rod_ends(state)
-    np.testing.assert_allclose(lo, run.theta[0], atol=1e-14)
-    np.testing.assert_allclose(hi, run.theta[1], atol=1e-14)
-    for n in range(2):
-        field = flow.vector_field(0.0, state)
-        state = jax.tree.map(lambda s, f: s + h * f, state, field)
-        ends = sorted(map(np.asarray, rod_ends(state)), key=lambda e: float(np.linalg.norm(e - run.theta[n + 1])))
-        np.testing.assert_allclose(ends[0], run.theta[n + 1], atol=1e-13)
-        np.testing.assert_allclose(ends[1], run.theta[n + 2], atol=1e-13)
+    np.testing.assert_allclose(hi, run.theta[0], atol=1e-14)
+    np.testing.assert_allclose(lo, run.theta[1], atol=1e-14)
+    for n in range(5):
+        state = (0.5 * (run.theta[n] + run.theta[n + 1]), 0.5 * (run.theta[n] - run.theta[n + 1]))
+        dc, ddelta = flow.vector_field(0.0, jax.tree.map(jnp.asarray, state))
+        np.testing.assert_allclose(ddelta, 0.0, atol=1e-14)
+        np.testing.assert_allclose(state[0] + h * dc, 0.5 * (run.theta[n + 1] + run.theta[n + 2]), atol=1e-14)
+    # off GD's rods the rod is re-created: a point rod away from a critical point gets length h/2 grad E
+    c = jnp.asarray(run.theta[0])
+    np.testing.assert_allclose(flow.vector_field(0.0, (c, jnp.zeros(4)))[1], 0.5 * jax.grad(loss)(c), atol=1e-14)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_linearisation_at_a_minimum_is_H_minus_2_over_h(seed):
-    """d(delta')/d(delta) at delta = 0 equals H(c) - (2/h) I: unstable exactly when h lambda > 2."""
+    """d(delta')/d(delta) at delta = 0 equals (H(c) - (2/h) I)/2: unstable exactly when h lambda > 2."""
     rng = np.random.default_rng(seed)
     d = 6
     H = jnp.asarray(random_spd(rng, d) * 5)
@@ -56,9 +74,9 @@ def test_linearisation_at_a_minimum_is_H_minus_2_over_h(seed):
     flow = gf.rod_flow(loss, lr=h)
     c = jnp.zeros(d)
     jac = jax.jacobian(lambda delta: flow.vector_field(0.0, (c, delta))[1])(jnp.zeros(d))
-    np.testing.assert_allclose(jac, H - (2.0 / h) * jnp.eye(d), atol=1e-12)
+    np.testing.assert_allclose(jac, 0.5 * (H - (2.0 / h) * jnp.eye(d)), atol=1e-12)
     lam = np.linalg.eigvalsh(np.asarray(jac))
-    expected = np.linalg.eigvalsh(np.asarray(H)) - 2.0 / h
+    expected = 0.5 * (np.linalg.eigvalsh(np.asarray(H)) - 2.0 / h)
     np.testing.assert_allclose(lam, expected, atol=1e-10)
     # the centre does not feel delta to first order: dc'/d(delta) = 0 at delta = 0
     cross = jax.jacobian(lambda delta: flow.vector_field(0.0, (c, delta))[0])(jnp.zeros(d))
@@ -76,7 +94,7 @@ def test_threshold_at_h_lambda_equal_two(h_lambda, grows):
     out = gf.integrate(flow, state0, h * jnp.arange(0.0, 21.0, 5.0), 1e-12, 1e-30, "tsit5", 100_000)
     delta = np.asarray(out[2][1][:, 0])
     rate = np.log(np.abs(delta[-1] / delta[0])) / (20 * h)
-    np.testing.assert_allclose(rate, lam - 2.0 / h, rtol=1e-6, atol=1e-9)  # exact exponential rate
+    np.testing.assert_allclose(rate, 0.5 * (lam - 2.0 / h), rtol=1e-6, atol=1e-9)  # exact exponential rate
     assert (delta[-1] > delta[0]) == grows
 
 

@@ -1,29 +1,28 @@
 r"""The rod flow: GD's consecutive iterates as one segment, moving in continuous time.
 
-Two consecutive GD iterates :math:`\theta_n, \theta_{n+1}` span a *rod* with centre
-:math:`c = (\theta_n + \theta_{n+1})/2` and half-length vector
-:math:`\delta = (\theta_{n+1} - \theta_n)/2`. Applying GD to both ends moves the rod to
-:math:`[\theta_{n+1}, \theta_{n+2}]`, exactly:
+Two consecutive GD iterates span a *rod* with centre :math:`c` and half-length vector
+:math:`\delta`. Take the ends as :math:`\theta_n = c - \delta` and :math:`\theta_{n+1} = c + \delta`;
+GD moves the rod to :math:`[\theta_{n+1}, \theta_{n+2}]`, exactly:
 
 .. math::
     c^+ = c - \tfrac h2\bigl(\nabla E(c+\delta) + \nabla E(c-\delta)\bigr), \qquad
-    \delta^+ = \delta - \tfrac h2\bigl(\nabla E(c+\delta) - \nabla E(c-\delta)\bigr)
-             = -\tfrac h2\nabla E(c+\delta),
+    \delta^+ = -\tfrac h2\nabla E(c+\delta),
 
-the last form on GD's own rods, where :math:`\delta = -\tfrac h2\nabla E(c-\delta)`. Near the
-edge of stability :math:`\delta^+ \approx -\delta`: the rod turns over every step. A rod has no
-orientation, so the turn-over is not motion; with it factored out (:math:`\delta \to -\delta^+`)
-the map is a small step of size :math:`h`, and reading it as one forward-Euler step of an ODE gives
-the rod flow
+the first form using :math:`2\delta = -h\nabla E(c-\delta)`. Near the edge of stability
+:math:`\delta^+ \approx -\delta`: the rod turns over every step. A rod has no orientation, so the
+turn-over is not motion; with it factored out (:math:`\delta \to -\delta^+`) the map is a step of
+size :math:`h`, and reading it as one forward-Euler step of an ODE gives the rod flow
 
 .. math::
     \dot c = -\tfrac12\bigl(\nabla E(c+\delta) + \nabla E(c-\delta)\bigr), \qquad
-    \dot\delta = \tfrac12\bigl(\nabla E(c+\delta) - \nabla E(c-\delta)\bigr) - \tfrac2h\,\delta .
+    \dot\delta = \tfrac12\nabla E(c+\delta) - \tfrac1h\,\delta .
 
-The field is even in :math:`\delta` for :math:`c` and odd for :math:`\delta`, so it is a flow of the
-unoriented rod :math:`(c, \delta\delta^\top)`. Linearised at :math:`\delta = 0` it is
-:math:`\dot\delta = (H(c) - 2/h)\,\delta`: a rod grows along an eigenvector exactly when
-:math:`h\lambda > 2`. The derivation is on the book page *The rod flow*.
+After the turn-over the :math:`+` end is the rod's earlier end, and the :math:`\delta`-equation is at
+rest exactly on GD's rods in that orientation, :math:`c - \delta = (c + \delta) - h\nabla E(c+\delta)`:
+the rod is re-created from the gradient, as GD's is. At a critical point of :math:`E` it linearises to
+:math:`\dot\delta = \tfrac12(H - 2/h)\,\delta`, so a rod grows along an eigenvector exactly when
+:math:`h\lambda > 2`. The derivation is on the book page *The
+rod flow*.
 """
 
 from __future__ import annotations
@@ -47,13 +46,15 @@ def rod_flow(loss, *, lr: float) -> Flow:
       A :class:`~gdflows.flows.Flow` with state ``(c, delta)``:
 
       * ``init(theta0)`` builds GD's first rod, :math:`c_0 = \theta_0 - \tfrac h2\nabla E(\theta_0)`,
-        :math:`\delta_0 = -\tfrac h2\nabla E(\theta_0)` (one gradient), so the rod at
-        :math:`t_n = nh` models the segment :math:`[\theta_n, \theta_{n+1}]`;
+        :math:`\delta_0 = \tfrac h2\nabla E(\theta_0)` (one gradient), with :math:`c_0 + \delta_0 =
+        \theta_0`: the orientation in which GD's rods are the rest points of the
+        :math:`\delta`-equation. The rod at :math:`t_n = nh` models :math:`[\theta_n, \theta_{n+1}]`;
       * ``position(state)`` is the centre :math:`c`, the model of the oscillation centre
         :math:`(\theta_n + \theta_{n+1})/2`; :func:`rod_ends` gives both ends.
 
-    The sign of :math:`\delta` is flipped once per GD step relative to GD's oriented half-step
-    :math:`(\theta_{n+1} - \theta_n)/2`; compare :math:`|\delta|` or :math:`\delta\delta^\top`.
+    Along directions that oscillate, GD's half-step :math:`(\theta_{n+1} - \theta_n)/2` changes sign
+    every step and the flow's :math:`\delta` does not; compare :math:`|\delta|` or
+    :math:`\delta\delta^\top`.
 
     Example:
       >>> import jax.numpy as jnp, gdflows as gf
@@ -67,13 +68,13 @@ def rod_flow(loss, *, lr: float) -> Flow:
     grad = jax.grad(loss)
 
     def init(theta0):
-        half_step = -0.5 * h * grad(theta0)
-        return (theta0 + half_step, half_step)
+        half_step = 0.5 * h * grad(theta0)
+        return (theta0 - half_step, half_step)
 
     def vector_field(t, state):
         c, delta = state
         plus, minus = grad(c + delta), grad(c - delta)
-        return (-0.5 * (plus + minus), 0.5 * (plus - minus) - (2.0 / h) * delta)
+        return (-0.5 * (plus + minus), 0.5 * plus - delta / h)
 
     return Flow(name="rod flow", loss=loss, init=init, vector_field=vector_field, position=lambda state: state[0])
 
