@@ -211,14 +211,18 @@ def solve_sdcp(alpha: jax.Array, B: jax.Array, *, tol: float = 1e-10, max_iter: 
 
 
 def track_eigenpairs(matvec, vectors, *, tol: float = 1e-7, max_iter: int = 50, converged: int | None = None):
-    r"""Top eigenpairs of a symmetric operator by block Rayleigh–Ritz, warm-started from ``vectors``.
+    r"""Top eigenpairs of a symmetric operator by LOBPCG, warm-started from ``vectors``.
 
-    Each iteration applies ``matvec`` to the residual block :math:`R = HV - V\Lambda` (orthonormalised)
-    and takes the top :math:`k` Ritz pairs of :math:`H` on :math:`\operatorname{span}(V, R)`; it stops
-    when each of the first ``converged`` columns (default: all) has
-    :math:`\|Hv_i - \lambda_i v_i\| \le` ``tol`` :math:`|\lambda_1|`; further columns enlarge the search
-    space and give eigenvalue estimates without being waited for. Warm-started from the previous
-    substep's vectors, a few iterations (:math:`k` Hessian-vector products each) suffice.
+    Each iteration applies ``matvec`` to the residual block :math:`R = HV - V\Lambda` and takes the top
+    :math:`k` Ritz pairs of :math:`H` on :math:`\operatorname{span}(V, R, P)`, where :math:`P` is the
+    previous iteration's step (the locally optimal block preconditioned conjugate-gradient method
+    without preconditioner). The images :math:`HV, HP` are carried by linearity, so an iteration
+    costs :math:`k` products. The basis is orthonormalised through its Gram matrix, and directions
+    with Gram eigenvalue below :math:`10^{-10}` of the largest (e.g. :math:`P = 0` at the start, or
+    converged residuals) are dropped. It stops when each of the first ``converged`` columns (default:
+    all) has :math:`\|Hv_i - \lambda_i v_i\| \le` ``tol`` :math:`|\lambda_1|`; further columns
+    enlarge the search space and give eigenvalue estimates without being waited for. Warm-started
+    from the previous substep's vectors, a few iterations suffice.
 
     Returns:
       ``(eigenvalues (k,), V (d, k), HV (d, k), matvecs, relative residual)``, eigenvalues descending.
@@ -228,32 +232,43 @@ def track_eigenpairs(matvec, vectors, *, tol: float = 1e-7, max_iter: int = 50, 
     V, _ = jnp.linalg.qr(vectors)
     W = matvec(V)
 
-    def rayleigh_ritz(V, W):
-        T = V.T @ W
-        w, Y = jnp.linalg.eigh(0.5 * (T + T.T))
-        Y = Y[:, ::-1][:, :k]
-        return w[::-1][:k], V @ Y, W @ Y
-
     def residual(lam, V, W):
         norms = jnp.linalg.norm(W - V * lam, axis=0)[:converged]
         return jnp.max(norms) / jnp.maximum(jnp.abs(lam[0]), 1e-300)
 
-    lam, V, W = rayleigh_ritz(V, W)
+    def rayleigh_ritz(B, HB):
+        """Top-k Ritz pairs on span(B), B of any conditioning: coefficients Z with V = B Z orthonormal."""
+        norms = jnp.linalg.norm(B, axis=0)
+        scale = jnp.where(norms > 0, 1.0 / jnp.where(norms > 0, norms, 1.0), 0.0)
+        B, HB = B * scale, HB * scale
+        s, U = jnp.linalg.eigh(B.T @ B)
+        keep = s > 1e-10 * s[-1]
+        C = U * jnp.where(keep, 1.0 / jnp.sqrt(jnp.where(keep, s, 1.0)), 0.0)
+        T = C.T @ (B.T @ HB) @ C
+        T = 0.5 * (T + T.T)
+        penalty = jnp.max(jnp.abs(T)) * 1e3 + 1.0  # dropped directions sink below every Ritz value
+        w, Y = jnp.linalg.eigh(T - jnp.diag(jnp.where(keep, 0.0, penalty)))
+        return w[::-1][:k], scale[:, None] * (C @ Y[:, ::-1][:, :k])
+
+    lam, Z = rayleigh_ritz(V, W)
+    V, W = V @ Z, W @ Z
 
     def cond(carry):
-        _, _, _, it, res = carry
+        *_, it, res = carry
         return (res > tol) & (it < max_iter)
 
     def body(carry):
-        lam, V, W, it, _ = carry
+        lam, V, W, P, HP, it, _ = carry
         R = W - V * lam
-        R = R - V @ (V.T @ R)  # twice: R must be orthogonal to V to round-off
-        R, _ = jnp.linalg.qr(R - V @ (V.T @ R))
-        basis, images = jnp.concatenate([V, R], axis=1), jnp.concatenate([W, matvec(R)], axis=1)
-        lam, V, W = rayleigh_ritz(basis, images)
-        return lam, V, W, it + 1, residual(lam, V, W)
+        B = jnp.concatenate([V, R, P], axis=1)
+        HB = jnp.concatenate([W, matvec(R), HP], axis=1)
+        lam, Z = rayleigh_ritz(B, HB)
+        step, Hstep = B[:, k:] @ Z[k:], HB[:, k:] @ Z[k:]
+        V, W = B @ Z, HB @ Z
+        return lam, V, W, step, Hstep, it + 1, residual(lam, V, W)
 
-    lam, V, W, iterations, res = jax.lax.while_loop(cond, body, (lam, V, W, jnp.array(0), residual(lam, V, W)))
+    start = (lam, V, W, jnp.zeros_like(V), jnp.zeros_like(W), jnp.array(0), residual(lam, V, W))
+    lam, V, W, _, _, iterations, res = jax.lax.while_loop(cond, body, start)
     return lam, V, W, k * (iterations + 1), res
 
 
