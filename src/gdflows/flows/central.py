@@ -37,6 +37,7 @@ is our :math:`E + \operatorname{tr}\Sigma/h`.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Literal, NamedTuple
 
@@ -508,7 +509,9 @@ central_flow_run.__doc__ = (
 )
 
 
+@functools.lru_cache(maxsize=32)
 def _euler_run(loss, o: _Options, steps, substeps):
+    """The compiled Euler run, cached per (loss, options, steps, substeps) so a second call does not recompile."""
     dt = o.h / substeps
 
     def substep(carry, _):
