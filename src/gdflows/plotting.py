@@ -16,6 +16,8 @@ FLOW_STYLE = {
     "NGF": dict(color="tab:blue", linestyle="--", linewidth=1.4),
     "IGR": dict(color="tab:green", linestyle=":", linewidth=1.8),
     "MF3": dict(color="tab:purple", linestyle=(0, (5, 2, 1, 2)), linewidth=1.4),
+    "central flow": dict(color="tab:green", linestyle="-", linewidth=1.8),
+    "rod flow": dict(color="tab:purple", linestyle="-", linewidth=1.4),
 }
 
 
