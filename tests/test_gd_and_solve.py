@@ -104,6 +104,109 @@ class TestSolve:
         assert np.all(np.isfinite(run.theta))
 
 
+class TestFixedStep:
+    """The fixed-step schemes: their order against exact solutions, their bookkeeping, and their input checks."""
+
+    @staticmethod
+    def _orders(errors):
+        return np.log2(np.asarray(errors[:-1]) / np.asarray(errors[1:]))
+
+    @pytest.mark.parametrize(("solver", "ms", "order"), [("euler", (40, 80, 160), 1), ("rk4", (10, 20, 40), 4)])
+    def test_order_on_a_linear_ode(self, solver, ms, order):
+        """NGF of a quadratic, theta(t) = exp(-a t) theta0: halving dt divides the error by 2**order."""
+        exact = lambda t: np.exp(-np.outer(t, [3.0, 1.0, 0.2])) * np.asarray(THETA0)
+        errors = []
+        for m in ms:
+            run = gf.solve(
+                gf.gradient_flow(QUADRATIC), THETA0, lr=0.5, steps=4, solver=solver, fixed_steps_per_gd_step=m
+            )
+            errors.append(np.max(np.abs(run.theta - exact(run.t))))
+        np.testing.assert_allclose(self._orders(errors), order, atol=0.15 * order)
+
+    @pytest.mark.parametrize(("solver", "ms", "order"), [("euler", (40, 80, 160), 1), ("rk4", (10, 20, 40), 4)])
+    def test_order_on_the_principal_flow_of_a_quadratic(self, solver, ms, order):
+        """The complex PF of a quadratic passes through GD's iterates at t = nh (here h lambda = 1.5 and 0.1,
+        so the state leaves the real axis); the fixed-step error against GD falls at the scheme's order."""
+        h = 0.5
+        gd = gf.gd(QUADRATIC, THETA0, lr=h, steps=6)
+        errors = []
+        for m in ms:
+            flow = gf.principal_flow(QUADRATIC, lr=h)
+            run = gf.solve(flow, THETA0, lr=h, steps=6, solver=solver, fixed_steps_per_gd_step=m)
+            errors.append(np.max(np.abs(run.theta - gd.theta)))
+        np.testing.assert_allclose(self._orders(errors), order, atol=0.15 * order)
+        assert errors[-1] < (5e-2 if solver == "euler" else 1e-6)
+
+    @pytest.mark.parametrize(("solver", "stages"), [("euler", 1), ("rk4", 4)])
+    def test_steps_saves_and_evaluations(self, solver, stages):
+        """m steps per GD step, saved on step times, and exactly stages * steps vector-field evaluations."""
+        calls = [0]
+
+        def bump(_):
+            calls[0] += 1
+            return np.int32(0)
+
+        base = gf.gradient_flow(QUADRATIC)
+
+        def counted(t, state):
+            token = io_callback(bump, jax.ShapeDtypeStruct((), jnp.int32), state, ordered=True)
+            return base.vector_field(t, state) + 0 * token
+
+        flow = base._replace(vector_field=counted)
+        run = gf.solve(flow, THETA0, lr=0.1, steps=3, solver=solver, fixed_steps_per_gd_step=6, saves_per_step=2)
+        np.testing.assert_allclose(run.t, 0.05 * np.arange(7), atol=1e-15)
+        stats = run.info["stats"]
+        assert stats.accepted_steps == 18 and stats.rejected_steps == 0
+        assert stats.vector_field_evaluations == stages * 18 == calls[0]
+        assert run.info["dt"] == pytest.approx(0.1 / 6) and run.info["rtol"] is None
+
+    def test_integrate_matches_solve_under_vmap(self):
+        """The jittable core with substeps (as the basin maps call it) gives solve's end point."""
+        flow = gf.principal_flow(QUADRATIC, lr=0.5)
+        starts = jnp.stack([THETA0, -2.0 * THETA0])
+        ts = jnp.asarray([0.0, 3 * 0.5])
+        ends = jax.vmap(lambda s: gf.integrate(flow, s, ts, 1e-6, 1e-9, "rk4", 0, 1, 3 * 20)[0][-1])(
+            jax.vmap(flow.init)(starts)
+        )
+        for start, end in zip(starts, ends, strict=True):
+            run = gf.solve(flow, start, lr=0.5, steps=3, solver="rk4", fixed_steps_per_gd_step=20)
+            np.testing.assert_allclose(end, run.theta[-1], rtol=1e-12, atol=1e-14)
+
+    def test_blow_up_is_stopped_and_reported(self):
+        """Euler on NGF of -x^4 overflows after the exact blow-up time 1/8; the finite part is returned."""
+        with pytest.warns(gf.DivergenceWarning, match="the state became non-finite"):
+            run = gf.solve(
+                gf.gradient_flow(lambda x: -jnp.sum(x**4)),
+                jnp.array([1.0]),
+                lr=0.05,
+                steps=20,
+                solver="euler",
+                fixed_steps_per_gd_step=50,
+            )
+        assert run.diverged and run.stopped_at > 0.125 and np.all(np.isfinite(run.theta))
+
+    @pytest.mark.parametrize("m", [0, -3, 2.5, True, "50"])
+    def test_bad_step_count(self, m):
+        with pytest.raises(ValueError, match="fixed_steps_per_gd_step must be a positive integer"):
+            gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=3, solver="euler", fixed_steps_per_gd_step=m)
+
+    def test_bad_combinations(self):
+        with pytest.raises(ValueError, match="needs fixed_steps_per_gd_step"):
+            gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=3, solver="rk4")
+        with pytest.raises(ValueError, match="fixed_steps_per_gd_step is only for the fixed-step solvers"):
+            gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=3, fixed_steps_per_gd_step=10)
+        with pytest.raises(ValueError, match="fixed_steps_per_gd_step must be a multiple of saves_per_step"):
+            gf.solve(
+                gf.gradient_flow(QUADRATIC),
+                THETA0,
+                lr=0.1,
+                steps=3,
+                solver="euler",
+                fixed_steps_per_gd_step=10,
+                saves_per_step=3,
+            )
+
+
 BAD_LRS = [0.0, -0.1, float("nan"), float("inf")]
 
 
@@ -137,7 +240,7 @@ class TestBadInput:
 
     def test_solver_options(self):
         with pytest.raises(ValueError, match="solver must be one of"):
-            gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=3, solver="euler")
+            gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=3, solver="leapfrog")
         with pytest.raises(ValueError, match="rtol must be a positive finite number"):
             gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=3, rtol=-1.0)
         with pytest.raises(ValueError, match="saves_per_step must be a positive integer"):

@@ -154,3 +154,37 @@ class TestCoefficient:
         x = np.linspace(-1, 4, 2001)
         c = np.asarray(gf.pf_coefficient(x))
         np.testing.assert_allclose(np.exp(x * c.real), np.abs(1 - x), rtol=1e-12, atol=1e-12)
+
+
+def test_principal_branch_rotates_the_other_way_on_a_diagonal_quadratic():
+    """With exactly real eigenvalues (a diagonal H) the principal log takes Im log(1 - h lambda) = -pi where the
+    shifted one takes +pi: the complex state is the conjugate, its real part the same GD iterates."""
+    h = 0.5
+    H = np.diag([5.0, 3.0, 0.4])  # h lambda = 2.5 (growing), 1.5 (damped), 0.2 (fast)
+    theta0 = np.array([0.3, -0.2, 1.0])
+    runs = {
+        branch: gf.solve(
+            gf.principal_flow(quadratic(H), lr=h, branch=branch),
+            theta0,
+            lr=h,
+            steps=5,
+            rtol=1e-12,
+            atol=1e-14,
+            saves_per_step=4,
+        )
+        for branch in ("shifted", "principal")
+    }
+    shifted, principal = runs["shifted"], runs["principal"]
+    assert gf.principal_flow(quadratic(H), lr=h, branch="principal").name == "PF (principal log)"
+    assert relative_error(principal.theta[::4], gd_iterates(H, theta0, h, 5)) < 1e-9
+    np.testing.assert_allclose(principal.theta, shifted.theta, rtol=1e-9, atol=1e-12)
+    im_shifted, im_principal = np.asarray(shifted.info["state"][1]), np.asarray(principal.info["state"][1])
+    assert np.max(np.abs(im_shifted[:, :2])) > 0.1  # the two components with h lambda > 1 do rotate
+    np.testing.assert_allclose(im_principal, -im_shifted, rtol=1e-9, atol=1e-12)
+
+
+def test_branch_option_is_checked():
+    with pytest.raises(ValueError, match="branch must be 'shifted' or 'principal'"):
+        gf.principal_flow(quadratic(np.eye(2)), lr=0.1, branch="continuous")
+    with pytest.raises(ValueError, match="applies to space='complex' only"):
+        gf.principal_flow(quadratic(np.eye(2)), lr=0.1, space="real", branch="principal")

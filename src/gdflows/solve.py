@@ -1,15 +1,22 @@
 r"""Integrate any :class:`~gdflows.flows.Flow` with diffrax and read it at GD's times :math:`t_n = nh`.
 
-The solver is adaptive and error-controlled (an explicit Runge–Kutta pair with a PID
-step-size controller): its local error per step is kept below
+By default the solver is adaptive and error-controlled (an explicit Runge–Kutta pair with a
+PID step-size controller): its local error per step is kept below
 ``atol + rtol * |state|``, so the flow is resolved to the tolerance asked for, and
 the flow-versus-GD error that a notebook reports is the model's, not the solver's.
+
+The fixed-step schemes ``"euler"`` and ``"rk4"`` take ``fixed_steps_per_gd_step`` equal steps
+of size :math:`h/k` per GD step instead, with no error control. They are there to study how a
+flow behaves under a plain discretisation (for instance one that steps across a discontinuity
+of the vector field where an adaptive solver stops); their error has to be judged by halving
+the step, not read off a tolerance.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import ClassVar, NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -28,12 +35,38 @@ from gdflows._checks import (
 from gdflows.flows import Flow
 from gdflows.gd import Trajectory
 
-# The solvers offered, with their new vector-field evaluations per attempted step (first-same-
-# as-last pairs such as Tsit5 and Dopri5 reuse the last stage of an accepted step).
+
+class _RK4(diffrax.AbstractERK):
+    """The classical fourth-order Runge–Kutta method, for fixed steps (diffrax has no such class).
+
+    Its error estimate is zero, so it must be run with fixed steps (``diffrax.StepTo``); dense
+    output is the third-order Hermite interpolant, as for diffrax's other explicit methods.
+    """
+
+    tableau: ClassVar[diffrax.ButcherTableau] = diffrax.ButcherTableau(
+        c=np.array([0.5, 0.5, 1.0]),
+        b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+        b_error=np.zeros(4),
+        a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
+    )
+    interpolation_cls: ClassVar[Callable] = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+
+    def order(self, terms):
+        del terms
+        return 4
+
+
+# The adaptive solvers offered, with their new vector-field evaluations per attempted step
+# (first-same-as-last pairs such as Tsit5 and Dopri5 reuse the last stage of an accepted step).
 SOLVERS = {
     "tsit5": (diffrax.Tsit5, 6),
     "dopri5": (diffrax.Dopri5, 6),
     "dopri8": (diffrax.Dopri8, 13),
+}
+# The fixed-step schemes, with their vector-field evaluations per step (none is first-same-as-last).
+FIXED_STEP_SOLVERS = {
+    "euler": (diffrax.Euler, 1),
+    "rk4": (_RK4, 4),
 }
 
 
@@ -45,7 +78,7 @@ class SolverStats(NamedTuple):
     vector_field_evaluations: int  # exact without rejected steps, else short by at most rejected_steps
 
 
-def _evaluations(solver_name: str, attempted: int) -> int:
+def _evaluations(solver_name: str, attempted: int) -> int:  # adaptive solvers only
     """Vector-field evaluations of a solve: the stages of every attempted step, plus one at ``t0``.
 
     Exact for a solve without rejected steps; after a rejected step a first-same-as-last pair
@@ -71,25 +104,37 @@ def integrate(
     solver_name: str,
     max_steps: int,
     saves_per_step: int = 1,
+    substeps: int | None = None,
 ):
     """The jittable core of :func:`solve`: a diffrax solve saved at ``ts``.
 
-    The solver is made to step onto every ``saves_per_step``-th save time (GD's times), so
-    the values compared with GD are the solver's own, not interpolated between steps. Never
-    raises on failure: the solution carries diffrax's result code, and entries after a failure
-    are non-finite. Safe under ``vmap`` over ``state0``.
+    Adaptive solvers (``SOLVERS``) are made to step onto every ``saves_per_step``-th save time
+    (GD's times), so the values compared with GD are the solver's own, not interpolated between
+    steps. A fixed-step scheme (``FIXED_STEP_SOLVERS``, with ``substeps`` given) takes exactly
+    ``substeps`` equal steps between consecutive save times, so it steps onto every save time;
+    ``rtol``, ``atol`` and ``max_steps`` are then unused. Never raises on failure: the solution
+    carries diffrax's result code, and entries after a failure are non-finite. Safe under
+    ``vmap`` over ``state0``.
     """
-    solver_class = SOLVERS[solver_name][0]
     term = diffrax.ODETerm(lambda t, y, args: flow.vector_field(t, y))
+    if substeps is None:
+        solver = SOLVERS[solver_name][0]()
+        controller = diffrax.PIDController(rtol=rtol, atol=atol, step_ts=ts[::saves_per_step])
+    else:
+        solver = FIXED_STEP_SOLVERS[solver_name][0]()
+        fractions = jnp.arange(substeps, dtype=ts.dtype) / substeps
+        grid = (ts[:-1, None] + (ts[1:] - ts[:-1])[:, None] * fractions).ravel()
+        controller = diffrax.StepTo(ts=jnp.concatenate([grid, ts[-1:]]))
+        max_steps = grid.shape[0]
     solution = diffrax.diffeqsolve(
         term,
-        solver_class(),
+        solver,
         t0=ts[0],
         t1=ts[-1],
         dt0=None,
         y0=state0,
         saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, step_ts=ts[::saves_per_step]),
+        stepsize_controller=controller,
         max_steps=max_steps,
         throw=False,
     )
@@ -109,6 +154,7 @@ def solve(
     solver: str = "dopri8",
     max_steps: int = 100_000,
     saves_per_step: int = 1,
+    fixed_steps_per_gd_step: int | None = None,
 ) -> Trajectory:
     r"""Integrate ``flow`` from ``theta0`` and return it at :math:`t_n = nh`, :math:`n = 0, \dots, N`.
 
@@ -117,13 +163,20 @@ def solve(
       theta0: initial parameters :math:`\theta(0)`, a 1-D float array.
       lr: the learning rate :math:`h` of the GD compared with (sets the save times).
       steps: number of GD steps :math:`N` to cover, :math:`t \in [0, Nh]`.
-      rtol, atol: the local error tolerances of the adaptive step-size controller.
-      solver: ``"dopri8"`` (default: an 8th-order pair, the cheapest at the tight tolerances
-        used to compare flows with GD), ``"tsit5"`` or ``"dopri5"`` (cheaper at loose tolerances).
-      max_steps: bound on the solver's steps; a flow that needs more (blow-up, stiffness)
-        is stopped and reported.
+      rtol, atol: the local error tolerances of the adaptive step-size controller (unused, and
+        recorded as None, by the fixed-step schemes).
+      solver: adaptive: ``"dopri8"`` (default: an 8th-order pair, the cheapest at the tight
+        tolerances used to compare flows with GD), ``"tsit5"`` or ``"dopri5"`` (cheaper at loose
+        tolerances); fixed-step: ``"euler"`` (explicit Euler, order 1) or ``"rk4"`` (classical
+        Runge–Kutta, order 4), which need ``fixed_steps_per_gd_step``.
+      max_steps: bound on the adaptive solver's steps; a flow that needs more (blow-up,
+        stiffness) is stopped and reported. A fixed-step scheme always takes
+        ``steps * fixed_steps_per_gd_step`` steps.
       saves_per_step: save ``k`` equally spaced points per GD step (``k > 1`` for smooth
         plots); the GD times are then ``t[::k]``.
+      fixed_steps_per_gd_step: for ``"euler"`` and ``"rk4"`` only, the number ``m`` of equal
+        steps :math:`dt = h/m` per GD step; a multiple of ``saves_per_step``, so that every save
+        time is a step time. There is no error control: check convergence by changing ``m``.
 
     Returns:
       A :class:`~gdflows.gd.Trajectory` whose ``info`` holds the :class:`SolverStats`, the
@@ -137,9 +190,31 @@ def solve(
     theta0 = check_theta0(theta0)
     rtol = check_finite_scalar("rtol", rtol)
     atol = check_finite_scalar("atol", atol)
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got solver={solver!r}.")
+    if solver not in SOLVERS and solver not in FIXED_STEP_SOLVERS:
+        raise ValueError(
+            f"solver must be one of {sorted(SOLVERS) + sorted(FIXED_STEP_SOLVERS)}, got solver={solver!r}."
+        )
     saves_per_step = check_positive_int("saves_per_step", saves_per_step)
+    fixed = solver in FIXED_STEP_SOLVERS
+    substeps = None
+    if fixed:
+        if fixed_steps_per_gd_step is None:
+            raise ValueError(
+                f"solver={solver!r} takes fixed steps and needs fixed_steps_per_gd_step, the number of "
+                "equal steps per GD step; pass e.g. fixed_steps_per_gd_step=200."
+            )
+        fixed_steps_per_gd_step = check_positive_int("fixed_steps_per_gd_step", fixed_steps_per_gd_step)
+        if fixed_steps_per_gd_step % saves_per_step:
+            raise ValueError(
+                f"fixed_steps_per_gd_step must be a multiple of saves_per_step so that every save time is a "
+                f"step time, got fixed_steps_per_gd_step={fixed_steps_per_gd_step} and saves_per_step={saves_per_step}."
+            )
+        substeps = fixed_steps_per_gd_step // saves_per_step
+    elif fixed_steps_per_gd_step is not None:
+        raise ValueError(
+            f"fixed_steps_per_gd_step is only for the fixed-step solvers {sorted(FIXED_STEP_SOLVERS)}, got "
+            f"fixed_steps_per_gd_step={fixed_steps_per_gd_step!r} with the adaptive solver={solver!r}."
+        )
     ts = (h / saves_per_step) * jnp.arange(steps * saves_per_step + 1, dtype=theta0.dtype)
     state0 = flow.init(theta0)
     if steps == 0:
@@ -147,11 +222,18 @@ def solve(
         stats = SolverStats(0, 0, 0)
         return Trajectory(np.asarray(ts), np.asarray(theta0)[None], loss0, None, {"stats": stats})
 
-    positions, losses, states, result, raw = integrate(flow, state0, ts, rtol, atol, solver, max_steps, saves_per_step)
+    positions, losses, states, result, raw = integrate(
+        flow, state0, ts, rtol, atol, solver, max_steps, saves_per_step, substeps
+    )
     positions, losses = np.asarray(positions), np.asarray(losses)
     accepted, rejected = int(raw["num_accepted_steps"]), int(raw["num_rejected_steps"])
-    stats = SolverStats(accepted, rejected, _evaluations(solver, accepted + rejected))
-    info = {"stats": stats, "state": states, "rtol": rtol, "atol": atol, "solver": solver}
+    if fixed:
+        stats = SolverStats(accepted, 0, FIXED_STEP_SOLVERS[solver][1] * accepted)
+        info = {"stats": stats, "state": states, "rtol": None, "atol": None, "solver": solver}
+        info["dt"] = h / fixed_steps_per_gd_step
+    else:
+        stats = SolverStats(accepted, rejected, _evaluations(solver, accepted + rejected))
+        info = {"stats": stats, "state": states, "rtol": rtol, "atol": atol, "solver": solver}
     t = np.asarray(ts)
     finite = np.isfinite(losses) & np.all(np.isfinite(positions), axis=1)
     if result == diffrax.RESULTS.successful and finite.all():

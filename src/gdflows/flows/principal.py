@@ -37,7 +37,7 @@ def _complex(x) -> jax.Array:
     return jax.lax.complex(x, jnp.zeros_like(x))  # a +0 imaginary part, never -0
 
 
-def _log_one_minus(z: jax.Array, floor: float = 0.0) -> jax.Array:
+def _log_one_minus(z: jax.Array, floor: float = 0.0, branch: str = "shifted") -> jax.Array:
     r""":math:`\log(1 - z)` with the cut moved off the real axis.
 
     The principal logarithm has its cut on :math:`z > 1`, exactly where eigenvalues with
@@ -46,18 +46,21 @@ def _log_one_minus(z: jax.Array, floor: float = 0.0) -> jax.Array:
     we use :math:`\log(z - 1) + i\pi` instead: it equals the principal value on the real axis
     (approached from :math:`\operatorname{Im}z \le 0`) and is analytic around it, so the cut lies
     on the half-line :math:`\{1 + is : s > 0\}`. ``floor`` bounds :math:`|1 - z|` from below.
+    ``branch="principal"`` keeps the principal logarithm and its cut on :math:`z > 1` (for comparison).
     """
     if floor > 0.0:
         z = jnp.where(jnp.abs(1.0 - z) < floor, 1.0 - floor, z)
+    if branch == "principal":
+        return jnp.log1p(-z)
     right = jnp.real(z) > 1.0
     return jnp.where(right, jnp.log(jnp.where(right, z - 1.0, 1.0)) + 1j * jnp.pi, jnp.log1p(-z))
 
 
-def _coefficient(x, floor: float = 0.0) -> jax.Array:
+def _coefficient(x, floor: float = 0.0, branch: str = "shifted") -> jax.Array:
     z = _complex(x)
     small = jnp.abs(z) < _SERIES_RADIUS
     safe = jnp.where(small, 0.5, z)
-    direct = _log_one_minus(safe, floor) / safe
+    direct = _log_one_minus(safe, floor, branch) / safe
     series = -(1.0 + z * (1 / 2 + z * (1 / 3 + z * (1 / 4 + z * (1 / 5 + z / 6)))))
     if floor == 0.0:  # c(1) = -inf, without a 0/0 in the imaginary part
         direct = jnp.where(z == 1.0, jnp.asarray(-jnp.inf, dtype=z.dtype), direct)
@@ -133,6 +136,7 @@ def principal_flow(
     space: Literal["complex", "real"] = "complex",
     spectrum: Literal["dense", "krylov"] = "dense",
     krylov_dim: int = 32,
+    branch: Literal["shifted", "principal"] = "shifted",
 ) -> Flow:
     r"""The principal flow :math:`\dot\theta = \frac{\log(I - hH)}{hH}\nabla E`, from a dense or a Krylov spectrum.
 
@@ -150,6 +154,13 @@ def principal_flow(
       spectrum: ``"dense"`` (the reference: eigendecomposition of the full Hessian) or
         ``"krylov"`` (Lanczos on Hessian-vector products, below).
       krylov_dim: the Krylov dimension :math:`m` for ``spectrum="krylov"``.
+      branch: the branch of :math:`\log(1 - h\lambda)` for ``space="complex"``. ``"shifted"`` (the
+        default) moves the cut off the real axis to :math:`\{1 + is: s > 0\}` (see
+        :func:`pf_coefficient`); ``"principal"`` keeps the principal logarithm, whose cut is the
+        real half-line :math:`h\lambda > 1`, so the sign of the round-off in
+        :math:`\operatorname{Im}\lambda` picks the direction of rotation. Both give GD's iterates
+        on a quadratic (:math:`e^{n\log z} = z^n` on any branch); ``"principal"`` is offered only
+        to measure how much the choice matters off quadratics (figure F4).
 
     At :math:`h\lambda = 1` the coefficient is :math:`-\infty`; the vector field bounds
     :math:`|1 - h\lambda|` below by the machine epsilon, so such a component shrinks by a factor
@@ -178,6 +189,13 @@ def principal_flow(
     if spectrum not in ("dense", "krylov"):
         raise ValueError(f"spectrum must be 'dense' or 'krylov', got spectrum={spectrum!r}.")
     krylov_dim = check_positive_int("krylov_dim", krylov_dim)
+    if branch not in ("shifted", "principal"):
+        raise ValueError(f"branch must be 'shifted' or 'principal', got branch={branch!r}.")
+    if branch != "shifted" and space != "complex":
+        raise ValueError(
+            f"branch={branch!r} applies to space='complex' only (the real-part PF uses Re c, the same on "
+            "both branches); leave branch at its default for space='real'."
+        )
     if space == "complex" and getattr(loss, "holomorphic", True) is False:
         raise NotHolomorphicError(
             "principal_flow(space='complex') needs a loss that is holomorphic in the parameters, and this "
@@ -186,9 +204,9 @@ def principal_flow(
         )
     holomorphic = space == "complex"
     if spectrum == "krylov":
-        field = _krylov_field(loss, h, holomorphic, krylov_dim)
+        field = _krylov_field(loss, h, holomorphic, krylov_dim, branch)
     else:
-        field = _dense_field(loss, h, holomorphic)
+        field = _dense_field(loss, h, holomorphic, branch)
     if not holomorphic:
         return parameter_flow("PF (real part)", loss, field)
 
@@ -204,10 +222,11 @@ def principal_flow(
         velocity = field(jax.lax.complex(*state))
         return (jnp.real(velocity), jnp.imag(velocity))
 
-    return Flow(name="PF", loss=loss, init=init, vector_field=complex_field, position=lambda state: state[0])
+    name = "PF" if branch == "shifted" else "PF (principal log)"
+    return Flow(name=name, loss=loss, init=init, vector_field=complex_field, position=lambda state: state[0])
 
 
-def _dense_field(loss, h: float, holomorphic: bool):
+def _dense_field(loss, h: float, holomorphic: bool, branch: str = "shifted"):
     r""":math:`x \mapsto c(hH(x))\nabla E(x)` from the dense Hessian: ``eigh`` on real parameters (with
     :math:`\operatorname{Re}c`), ``eig`` of the complex-symmetric :math:`H(z)` on complex ones."""
     grad = jax.grad(loss, holomorphic=holomorphic)
@@ -220,19 +239,19 @@ def _dense_field(loss, h: float, holomorphic: bool):
             coefficient = jnp.real(_coefficient(h * eigenvalues, eps))
             return vectors @ (coefficient * (vectors.T @ grad(x)))
         eigenvalues, vectors = jnp.linalg.eig(H)
-        return vectors @ (_coefficient(h * eigenvalues, eps) * jnp.linalg.solve(vectors, grad(x)))
+        return vectors @ (_coefficient(h * eigenvalues, eps, branch) * jnp.linalg.solve(vectors, grad(x)))
 
     return field
 
 
-def _krylov_field(loss, h: float, holomorphic: bool, krylov_dim: int):
+def _krylov_field(loss, h: float, holomorphic: bool, krylov_dim: int, branch: str = "shifted"):
     r""":math:`x \mapsto c(hH(x))\nabla E(x)` by Lanczos on Hessian-vector products (see :func:`principal_flow`)."""
     grad = jax.grad(loss, holomorphic=holomorphic)
 
     def field(x):
         eps = float(jnp.finfo(x.real.dtype).eps)
         if holomorphic:
-            coefficient = lambda lam: _coefficient(h * lam, eps)  # noqa: E731
+            coefficient = lambda lam: _coefficient(h * lam, eps, branch)  # noqa: E731
         else:
             coefficient = lambda lam: jnp.real(_coefficient(h * lam, eps))  # noqa: E731
         operator = hvp_operator(loss, x, holomorphic=holomorphic)
