@@ -13,24 +13,20 @@ Writes ``<build>/benchmarks/central_flow.{md,json}``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import time
 import warnings
-from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import parse_args, timed, write_results  # noqa: E402
 from flax import nnx  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import gdflows as gf  # noqa: E402
 from gdflows.provenance import provenance  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = {"central_seconds": 64.6, "gd_tracking_seconds": 11.1, "final_loss": 0.0627, "sharpness_lr": 2.000}
 PUBLISHED |= {"distance_central_gd": 0.077, "distance_gradient_flow_gd": 1.99}
 
@@ -51,42 +47,32 @@ def problem():
     return loss, p0.astype(jnp.float64)
 
 
-def timed_twice(run):
-    """``(result, first call in s, second call in s)``: with and without compilation."""
-    times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return result, times[0], times[1]
+def seconds(timings: dict) -> dict:
+    """The first call (with compilation) and a second, warm call, in the keys the report reads."""
+    return {"first_seconds": timings["first_call_s"], "seconds": timings["median_s"]}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="300 steps instead of 1,000")
-    parser.add_argument("--build-dir", type=Path, default=ROOT / "build")
-    args = parser.parse_args(argv)
+    args = parse_args(argv, description=__doc__.splitlines()[0], quick="300 steps instead of 1,000")
     steps, h = (300 if args.quick else 1000), 0.1
     loss, p0 = problem()
     results = {"steps": steps, "lr": h, "parameters": int(p0.size), "quick": args.quick}
 
-    gd, first, warm = timed_twice(lambda: gf.gd(loss, p0, lr=h, steps=steps + 1))
+    gd, timings = timed(lambda: gf.gd(loss, p0, lr=h, steps=steps + 1), 1)
     centre = 0.5 * (gd.theta[steps] + gd.theta[steps + 1])
     results["gd"] = {
-        "first_seconds": first,
-        "seconds": warm,
+        **seconds(timings),
         "final_loss": float(gd.loss[steps]),
         "sharpness_lr": float(gf.sharpness(loss, jnp.asarray(gd.theta[steps])) * h),
         "gradients": steps,
     }
 
-    central, first, warm = timed_twice(
-        lambda: gf.central_flow_run(loss, p0, lr=h, steps=steps, substeps=4, k=2, tracked=5, spectrum="iterative")
+    central, timings = timed(
+        lambda: gf.central_flow_run(loss, p0, lr=h, steps=steps, substeps=4, k=2, tracked=5, spectrum="iterative"), 1
     )
     final_info = gf.central_diagnostics(loss, central.theta[-1:], lr=h, k=2, tracked=5, spectrum="iterative")
     results["central"] = {
-        "first_seconds": first,
-        "seconds": warm,
+        **seconds(timings),
         "final_loss": float(central.loss[-1]),
         "predicted_loss": float(final_info.predicted_loss[0]),
         "sharpness_lr": float(final_info.eigenvalues[0, 0] * h),
@@ -104,13 +90,10 @@ def main(argv=None):
     ):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            run, first, warm = timed_twice(
-                lambda flow=flow: gf.solve(flow, p0, lr=h, steps=steps, rtol=1e-8, atol=1e-10)
-            )
+            run, timings = timed(lambda flow=flow: gf.solve(flow, p0, lr=h, steps=steps, rtol=1e-8, atol=1e-10), 1)
         evaluations = run.info["stats"].vector_field_evaluations
         results[name] = {
-            "first_seconds": first,
-            "seconds": warm,
+            **seconds(timings),
             "final_loss": float(run.loss[-1]),
             "sharpness_lr": float(gf.sharpness(loss, jnp.asarray(run.theta[-1])) * h),
             "distance_gd": float(np.linalg.norm(run.theta[-1] - gd.theta[steps])),
@@ -120,16 +103,14 @@ def main(argv=None):
             "distance_central": float(np.linalg.norm(run.theta[-1] - central.theta[-1])),
         }
 
-    out = args.build_dir / "benchmarks"
-    out.mkdir(parents=True, exist_ok=True)
     payload = {
         "results": results,
         "published": PUBLISHED,
         "provenance": provenance({"steps": steps, "quick": args.quick}),
     }
-    (out / "central_flow.json").write_text(json.dumps(payload, indent=1, default=str))
-    (out / "central_flow.md").write_text(report(results, steps, h, args.quick))
-    print(report(results, steps, h, args.quick))
+    text = report(results, steps, h, args.quick)
+    write_results(args.build_dir, "central_flow", payload, text)
+    print(text)
 
 
 def report(results, steps, h, quick):

@@ -23,12 +23,8 @@ separately. Float64, as everywhere in gdflows.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import statistics
 import time
-from pathlib import Path
 
 # One LAPACK thread, as in benchmarks/run.py: OpenBLAS's spinning workers make timings erratic on
 # a shared machine. Set before numpy loads it.
@@ -36,6 +32,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax  # noqa: E402
 import optax  # noqa: E402
+from _common import ROOT, parse_args, progress_printer, timed, write_results  # noqa: E402
 from flax import nnx  # noqa: E402
 
 import gdflows  # noqa: E402, F401  (importing gdflows enables float64)
@@ -43,8 +40,6 @@ from gdflows.data import load  # noqa: E402
 from gdflows.models import MLP, flatten  # noqa: E402
 from gdflows.optim import dal  # noqa: E402
 from gdflows.provenance import provenance  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 SETTINGS = {
     "full": {"widths": [16, 64, 128], "steps": 200, "repeats": 7},
@@ -58,8 +53,7 @@ METHODS = {
 }
 
 
-def progress(message: str) -> None:
-    print(f"[benchmarks/dal {time.strftime('%H:%M:%S')}] {message}", flush=True)
+progress = progress_printer("benchmarks/dal")
 
 
 def training_loop(loss, tx, steps: int):
@@ -71,18 +65,6 @@ def training_loop(loss, tx, steps: int):
         return (optax.apply_updates(theta, updates), state), None
 
     return jax.jit(lambda theta0: jax.lax.scan(step, (theta0, tx.init(theta0)), None, length=steps)[0][0])
-
-
-def time_loop(loop, theta0, repeats: int) -> dict:
-    start = time.perf_counter()
-    jax.block_until_ready(loop(theta0))
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(loop(theta0))
-        times.append(time.perf_counter() - start)
-    return {"first_call_s": first, "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
 
 
 def markdown(results: dict) -> str:
@@ -111,12 +93,9 @@ def markdown(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Time DAL's steps against GD's.")
-    parser.add_argument("--quick", action="store_true", help="fewer widths, steps and repeats (for CI)")
-    parser.add_argument(
-        "--build-dir", type=Path, default=ROOT / "build", help="the build tree (default: build/ in the repository)"
+    args = parse_args(
+        argv, description="Time DAL's steps against GD's.", quick="fewer widths, steps and repeats (for CI)"
     )
-    args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     settings = SETTINGS[mode]
     started = time.perf_counter()
@@ -131,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {"width": width, "parameters": net.size, "methods": {}}
         for name, factory in METHODS.items():
             loop = training_loop(net.loss, factory(), settings["steps"])
-            row["methods"][name] = time_loop(loop, net.theta0, settings["repeats"])
+            row["methods"][name] = timed(lambda loop=loop, net=net: loop(net.theta0), settings["repeats"])[1]
             per_step = 1e3 * row["methods"][name]["median_s"] / settings["steps"]
             progress(f"w = {width} ({net.size} parameters), {name}: {per_step:.3g} ms/step")
         gd = row["methods"]["GD"]["median_s"]
@@ -149,11 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds=time.perf_counter() - started,
         root=ROOT,
     )
-    folder = args.build_dir / "benchmarks"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "dal.json").write_text(json.dumps(results, indent=1))
-    (folder / "dal.md").write_text(markdown(results))
-    progress(f"wrote {folder / 'dal.md'} and dal.json in {time.perf_counter() - started:.1f} s")
+    path = write_results(args.build_dir, "dal", results, markdown(results))
+    progress(f"wrote {path} and dal.json in {time.perf_counter() - started:.1f} s")
     return 0
 
 

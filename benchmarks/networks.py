@@ -29,12 +29,8 @@ compilation) is stored separately in the JSON, with the minimum and maximum over
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import statistics
 import time
-from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as in benchmarks/run.py: steadier LAPACK timings
 
@@ -44,6 +40,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from _common import ROOT, parse_args, progress_printer, timed, write_results  # noqa: E402
 from flax import nnx  # noqa: E402
 
 import gdflows as gf  # noqa: E402  (importing gdflows enables float64)
@@ -53,7 +50,6 @@ from gdflows.models import MLP, flatten  # noqa: E402
 from gdflows.plotting import save_figure, use_style  # noqa: E402
 from gdflows.provenance import provenance  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
     "full": {
         "krylov_dims": [4, 8, 16, 32, 64, 128, 256],
@@ -77,21 +73,7 @@ KRYLOV_COST_DIM = 32
 TRACK_EVERY, TRACK_DIM = 10, 20
 
 
-def progress(message: str) -> None:
-    print(f"[benchmarks/networks] {message}", flush=True)
-
-
-def timed(function, repeats: int) -> dict:
-    """First call (with compilation) and the median, min and max of ``repeats`` further calls."""
-    tic = time.perf_counter()
-    jax.block_until_ready(function())
-    first = time.perf_counter() - tic
-    samples = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        jax.block_until_ready(function())
-        samples.append(time.perf_counter() - tic)
-    return {"first_call_s": first, "median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples)}
+progress = progress_printer("benchmarks/networks")
 
 
 def network(width: int, data):
@@ -132,15 +114,15 @@ def measure(width: int, data, dense_max: int, gd_steps: int, repeats: int) -> di
     row = {"width": width, "parameters": net.size}
     krylov = gf.principal_flow(loss, lr=LR, space="real", spectrum="krylov", krylov_dim=KRYLOV_COST_DIM)
     krylov_field = jax.jit(krylov.vector_field)
-    row["krylov"] = timed(lambda: krylov_field(0.0, theta), repeats)
+    row["krylov"] = timed(lambda: krylov_field(0.0, theta), repeats)[1]
     if net.size <= dense_max:
         dense_field = jax.jit(gf.principal_flow(loss, lr=LR, space="real").vector_field)
-        row["dense"] = timed(lambda: dense_field(0.0, theta), max(1, repeats - 1))
+        row["dense"] = timed(lambda: dense_field(0.0, theta), max(1, repeats - 1))[1]
     plain = jax.jit(gd_scan, static_argnums=(0, 3))
-    row["gd"] = timed(lambda: plain(loss, theta, LR, gd_steps).loss, repeats)
+    row["gd"] = timed(lambda: plain(loss, theta, LR, gd_steps).loss, repeats)[1]
     row["gd_tracked"] = timed(
         lambda: _gd_sharpness_jit(loss, theta, LR, gd_steps, TRACK_EVERY, 1, TRACK_DIM, 0)[0], repeats
-    )
+    )[1]
     row["gd_steps_per_second"] = gd_steps / row["gd"]["median_s"]
     row["gd_tracked_steps_per_second"] = gd_steps / row["gd_tracked"]["median_s"]
     dense_text = f", dense {row['dense']['median_s']:.3g} s" if "dense" in row else ""
@@ -202,12 +184,11 @@ def figure(results: dict):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark the principal flow on networks.")
-    parser.add_argument("--quick", action="store_true", help="fewer sizes, dimensions and repeats (for CI)")
-    parser.add_argument(
-        "--build-dir", type=Path, default=ROOT / "build", help="the build tree (default: build/ in the repository)"
+    args = parse_args(
+        argv,
+        description="Benchmark the principal flow on networks.",
+        quick="fewer sizes, dimensions and repeats (for CI)",
     )
-    args = parser.parse_args(argv)
     os.environ["GDFLOWS_BUILD_DIR"] = str(args.build_dir.resolve())
     mode = "quick" if args.quick else "full"
     settings = SETTINGS[mode]
@@ -224,12 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds=time.perf_counter() - started,
         root=ROOT,
     )
-    folder = args.build_dir / "benchmarks"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "networks.json").write_text(json.dumps(results, indent=1))
-    (folder / "networks.md").write_text(markdown(results))
+    path = write_results(args.build_dir, "networks", results, markdown(results))
     figure(results)
-    progress(f"wrote {folder / 'networks.md'} in {time.perf_counter() - started:.1f} s")
+    progress(f"wrote {path} in {time.perf_counter() - started:.1f} s")
     return 0
 
 

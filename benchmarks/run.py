@@ -31,8 +31,6 @@ spread (min, max) is stored in the JSON as well.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import statistics
@@ -54,26 +52,11 @@ import numpy as np  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from _common import ROOT, parse_args, progress_printer, write_results  # noqa: E402
 
 import gdflows  # noqa: E402  (importing gdflows enables float64)
 from gdflows.plotting import FLOW_STYLE, save_figure, use_style  # noqa: E402
 from gdflows.provenance import provenance  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Run the benchmarks shown in the book.")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="fewer sizes and repeats (for CI); the Euler reference still runs all 525,000 steps",
-    )
-    parser.add_argument(
-        "--build-dir", type=Path, default=ROOT / "build", help="the build tree (default: build/ in the repository)"
-    )
-    return parser.parse_args(argv)
-
 
 # ----------------------------------------------------------------------------- settings
 
@@ -125,8 +108,7 @@ FLOW_LABELS = {
 }
 
 
-def progress(message: str) -> None:
-    print(f"[benchmarks {time.strftime('%H:%M:%S')}] {message}", flush=True)
+progress = progress_printer("benchmarks")
 
 
 # ----------------------------------------------------------------------------- timing
@@ -656,7 +638,11 @@ def figure(results: dict):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+    args = parse_args(
+        argv,
+        description="Run the benchmarks shown in the book.",
+        quick="fewer sizes and repeats (for CI); the Euler reference still runs all 525,000 steps",
+    )
     build = args.build_dir.resolve()
     os.environ["GDFLOWS_BUILD_DIR"] = str(build)
     mode = "quick" if args.quick else "full"
@@ -690,14 +676,11 @@ def main(argv: list[str] | None = None) -> int:
         "provenance": provenance(parameters, seconds=time.perf_counter() - start, root=ROOT),
     }
 
-    folder = build / "benchmarks"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, allow_nan=False))
-    (folder / "results.md").write_text(markdown(results))
+    page = write_results(build, "results", results, markdown(results))
     fig = figure(results)
     paths = save_figure(fig, "benchmark_flow_cost")
     plt.close(fig)
-    progress(f"wrote {folder / 'results.json'}, {folder / 'results.md'}, {', '.join(str(p) for p in paths)}")
+    progress(f"wrote {page}, results.json, {', '.join(str(p) for p in paths)}")
     progress(f"done in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -163,8 +163,9 @@ def write_status(outcomes: list[Outcome], build: Path, smoke: bool) -> Path:
 
 
 def benchmark_scripts(root: Path = ROOT) -> list[Path]:
-    """The benchmark scripts: every ``benchmarks/*.py``, each taking ``--quick`` and ``--build-dir``."""
-    return sorted((root / "benchmarks").glob("*.py"))
+    """The benchmark scripts: every ``benchmarks/*.py`` except shared modules (``_*.py``), each taking
+    ``--quick`` and ``--build-dir``."""
+    return sorted(path for path in (root / "benchmarks").glob("*.py") if not path.name.startswith("_"))
 
 
 def run_benchmark(script: Path, *, quick: bool, build: Path, root: Path = ROOT) -> Outcome:
