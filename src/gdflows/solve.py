@@ -227,13 +227,12 @@ def solve(
     )
     positions, losses = np.asarray(positions), np.asarray(losses)
     accepted, rejected = int(raw["num_accepted_steps"]), int(raw["num_rejected_steps"])
+    info = {"state": states, "solver": solver, "rtol": None if fixed else rtol, "atol": None if fixed else atol}
     if fixed:
-        stats = SolverStats(accepted, 0, FIXED_STEP_SOLVERS[solver][1] * accepted)
-        info = {"stats": stats, "state": states, "rtol": None, "atol": None, "solver": solver}
+        info["stats"] = SolverStats(accepted, 0, FIXED_STEP_SOLVERS[solver][1] * accepted)
         info["dt"] = h / fixed_steps_per_gd_step
     else:
-        stats = SolverStats(accepted, rejected, _evaluations(solver, accepted + rejected))
-        info = {"stats": stats, "state": states, "rtol": rtol, "atol": atol, "solver": solver}
+        info["stats"] = SolverStats(accepted, rejected, _evaluations(solver, accepted + rejected))
     t = np.asarray(ts)
     finite = np.isfinite(losses) & np.all(np.isfinite(positions), axis=1)
     if result == diffrax.RESULTS.successful and finite.all():
