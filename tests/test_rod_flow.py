@@ -64,7 +64,7 @@ def test_gd_rods_are_rest_points_of_the_rod_equation():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_linearisation_at_a_minimum_is_H_minus_2_over_h(seed):
+def test_linearisation_at_a_minimum_is_half_of_H_minus_2_over_h(seed):
     """d(delta')/d(delta) at delta = 0 equals (H(c) - (2/h) I)/2: unstable exactly when h lambda > 2."""
     rng = np.random.default_rng(seed)
     d = 6

@@ -21,8 +21,7 @@ After the turn-over the :math:`+` end is the rod's earlier end, and the :math:`\
 rest exactly on GD's rods in that orientation, :math:`c - \delta = (c + \delta) - h\nabla E(c+\delta)`:
 the rod is re-created from the gradient, as GD's is. At a critical point of :math:`E` it linearises to
 :math:`\dot\delta = \tfrac12(H - 2/h)\,\delta`, so a rod grows along an eigenvector exactly when
-:math:`h\lambda > 2`. The derivation is on the book page *The
-rod flow*.
+:math:`h\lambda > 2`. The derivation is on the book page *The rod flow*.
 """
 
 from __future__ import annotations
