@@ -305,7 +305,8 @@ def _central_velocity(loss, o: _Options, theta, vectors, X0):
     i, j, w = _svec_indices(k)
     third = jax.vmap(lambda u, v: jax.jvp(lambda x: hvp(loss, x, u), (theta,), (v,))[1])(U.T[i], U.T[j])
     G = third * jnp.asarray(w)[:, None]  # (m, d): rows scaled so that svec(X) . G = sum_ij X_ij grad(u_i H u_j)
-    alpha = o.kappa * jnp.diag(2.0 / o.h - lam) + _smat((G @ g) * w, k)  # svec(G g) mapped back to a matrix
+    # G @ v is svec(d/dt U^T H U) along v (the rows already carry the svec weights), so smat undoes it exactly
+    alpha = o.kappa * jnp.diag(2.0 / o.h - lam) + _smat(G @ g, k)
     B = 0.5 * G @ G.T
     X, residual, iterations = solve_sdcp(alpha, B, tol=o.sdcp_tol, max_iter=o.sdcp_max_iter, x0=X0)
     velocity = -g - 0.5 * G.T @ _svec(X, k)
