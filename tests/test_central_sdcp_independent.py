@@ -170,3 +170,39 @@ def test_defining_conditions_along_a_solved_trajectory():
             rate = (curvature(theta + eps * velocity) - curvature(theta - eps * velocity)) / (2 * eps)
             assert abs(rate - restoring / h * (2.0 / h - curvature(theta))) <= 1e-6, (n, rate)
     assert ranks[0] == 0 and ranks[-1] == 1  # the path crosses from no active direction to one
+
+
+def test_automatic_critical_set_matches_the_right_fixed_k():
+    """k="auto" with 3 tracked eigenpairs (the third is the w-block's 0) runs the flow of k = 2, which the
+    closed form says is right: the SDCP leaves the third at X = 0, and the active set grows 0 -> 1 -> 2."""
+    h = 1.0
+    loss, theta0, w_star, _ = edge_model(2, h, 2)
+    fixed = central_flow_run(loss, theta0, lr=h, steps=300, k=2)
+    auto = central_flow_run(loss, theta0, lr=h, steps=300, k="auto", tracked=3)
+    np.testing.assert_allclose(auto.theta, fixed.theta, atol=1e-10)
+    np.testing.assert_allclose(auto.theta[-1][2:], w_star, atol=1e-8)
+    active = np.asarray(auto.info["central"].active)
+    assert active[0] == 0 and active[-1] == 2 and set(np.unique(active)) == {0, 1, 2}
+    assert auto.info["third_derivative_products"] == 300 * 4 * 6  # every tracked pair, every substep
+
+
+def test_automatic_choice_warns_when_every_tracked_eigenpair_is_critical():
+    loss, theta0, _, _ = edge_model(3, 1.0, 4)
+    with pytest.warns(RuntimeWarning, match="all 2 tracked eigenpairs are active"):
+        central_flow_run(loss, theta0, lr=1.0, steps=200, k="auto", tracked=2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": "all"}, "k must be 'auto' or a positive integer"),
+        ({"k": 0}, "k must be 'auto' or a positive integer"),
+        ({"k": 2, "tracked": 1}, "tracked must be an integer >= 2"),
+        ({"tracked": 9}, r"tracked = 9 eigenpairs .* for 5 parameters"),
+        ({"vectors0": np.zeros((5, 2)), "tracked": 3}, r"vectors0 must have shape \(d, tracked\) = \(5, 3\)"),
+    ],
+)
+def test_bad_settings_name_the_argument(kwargs, message):
+    loss, theta0, _, _ = edge_model(2, 1.0, 2)
+    with pytest.raises(ValueError, match=message):
+        central_flow_run(loss, theta0, lr=1.0, steps=1, **kwargs)

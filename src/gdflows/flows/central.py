@@ -80,6 +80,7 @@ class CentralInfo(NamedTuple):
     sdcp_iterations: jax.Array  # projected-gradient iterations spent on it (0: closed form)
     eig_residual: jax.Array  # max_i |H u_i - lambda_i u_i| / |lambda_1|
     hvps: jax.Array  # Hessian-vector products spent on the eigenpairs (and H U)
+    active: jax.Array  # rank of X: the directions whose constraint is active (oscillating at the edge)
 
 
 def _subjaxprs(value):
@@ -276,7 +277,8 @@ def track_eigenpairs(matvec, vectors, *, tol: float = 1e-7, max_iter: int = 50, 
 class _Options(NamedTuple):
     h: float  # learning rate
     kappa: float  # restoring rate, 1/time
-    k: int  # eigenpairs in the SDCP
+    k: int  # size of the SDCP: the fixed k, or all tracked eigenpairs with k="auto"
+    auto: bool  # k="auto": every tracked eigenpair enters the SDCP, which chooses the active ones
     tracked: int  # eigenpairs tracked (>= k); the ones beyond k are watched, not constrained
     spectrum: str  # "dense" or "iterative"
     sdcp_tol: float
@@ -312,22 +314,43 @@ def _central_velocity(loss, o: _Options, theta, vectors, X0):
     velocity = -g - 0.5 * G.T @ _svec(X, k)
     UHU = U.T @ HU
     predicted = value + 0.5 * jnp.sum(0.5 * (UHU + UHU.T) * X)
-    info = CentralInfo(lam_all, U_all, X, predicted, residual, iterations, eig_residual, hvps)
+    x_eigenvalues = jnp.linalg.eigvalsh(X)
+    active = jnp.sum(x_eigenvalues > 1e-9 * jnp.maximum(x_eigenvalues[-1], jnp.finfo(X.dtype).tiny))
+    info = CentralInfo(lam_all, U_all, X, predicted, residual, iterations, eig_residual, hvps, active)
     return velocity, info
+
+
+#: Eigenpairs tracked with ``k="auto"`` when ``tracked`` is not given.
+AUTO_TRACKED = 3
 
 
 def _options(lr, k, tracked, spectrum, restoring, sdcp_tol, sdcp_max_iter, eig_tol, eig_max_iter) -> _Options:
     h = check_lr(lr)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer (eigenpairs in the SDCP), got k={k!r}.")
-    tracked = k if tracked is None else tracked
-    if isinstance(tracked, bool) or not isinstance(tracked, int) or tracked < k:
-        raise ValueError(f"tracked must be an integer >= k = {k}, got tracked={tracked!r}.")
+    auto = isinstance(k, str) and k == "auto"
+    if not auto and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ValueError(f"k must be 'auto' or a positive integer (eigenpairs in the SDCP), got k={k!r}.")
+    least = 1 if auto else k
+    if tracked is not None and (isinstance(tracked, bool) or not isinstance(tracked, int) or tracked < least):
+        raise ValueError(f"tracked must be an integer >= {least} (k = {k!r}), got tracked={tracked!r}.")
+    if tracked is None and not auto:
+        tracked = k
     if spectrum not in ("dense", "iterative"):
         raise ValueError(f"spectrum must be 'dense' or 'iterative', got spectrum={spectrum!r}.")
     if not np.isfinite(restoring) or restoring < 0:
         raise ValueError(f"restoring must be a finite number >= 0, got restoring={restoring!r}.")
-    return _Options(h, restoring / h, k, tracked, spectrum, sdcp_tol, sdcp_max_iter, eig_tol, eig_max_iter)
+    return _Options(h, restoring / h, k, auto, tracked, spectrum, sdcp_tol, sdcp_max_iter, eig_tol, eig_max_iter)
+
+
+def _for_dimension(o: _Options, d: int) -> _Options:
+    """The options for d parameters: k="auto" without ``tracked`` tracks min(AUTO_TRACKED, d), and its
+    SDCP spans every tracked pair; more eigenpairs than parameters is an error."""
+    tracked = min(AUTO_TRACKED, d) if o.tracked is None else o.tracked
+    if tracked > d:
+        raise ValueError(
+            f"tracked = {tracked} eigenpairs (k = {o.k!r}) cannot be tracked for {d} parameters; "
+            f"pass tracked <= {d} and k <= tracked."
+        )
+    return o._replace(tracked=tracked, k=tracked if o.auto else o.k)
 
 
 def _initial_vectors(theta0, tracked, seed=0):
@@ -338,10 +361,15 @@ _ARGS_DOC = r"""
       loss: the loss :math:`E(\theta)`; it must have third derivatives (no ReLU; checked by
         :func:`check_smooth` unless ``check_smoothness=False``).
       lr: the learning rate :math:`h` of the GD being modelled.
-      k: how many top eigenpairs enter the SDCP (:math:`k(k+1)/2` third-derivative products per
-        evaluation); directions well below :math:`2/h` get :math:`X = 0`.
-      tracked: how many top eigenpairs are computed (default ``k``); the ones beyond ``k`` are
-        watched: if one of them reaches :math:`2/h`, the run reports that ``k`` is too small.
+      k: ``"auto"`` (default, as in the published code): every tracked eigenpair enters the SDCP,
+        which itself makes the critical ones active (:math:`X \ne 0` on them) and leaves the others
+        at :math:`X = 0`; or a fixed number of top eigenpairs, for experiments. Either way
+        :math:`k(k+1)/2` third-derivative products per evaluation. A direction outside the SDCP
+        is unconstrained: a cut-off below :math:`2/h` changes the flow wherever an eigenvalue
+        grows faster than :math:`\kappa(2/h - \lambda)`, so "auto" uses none.
+      tracked: how many top eigenpairs are computed (default: ``k``, or 3 with ``"auto"``, at most
+        the number of parameters). With a fixed ``k`` the ones beyond it are watched; with
+        ``"auto"`` the run warns when the last tracked one becomes active (raise ``tracked``).
       spectrum: ``"dense"`` (dense Hessian and ``eigh``: small problems) or ``"iterative"``
         (:func:`track_eigenpairs` on Hessian-vector products, warm-started).
       sdcp_tol, sdcp_max_iter: tolerance and iteration cap of :func:`solve_sdcp`.
@@ -353,7 +381,7 @@ def central_flow(
     loss,
     *,
     lr: float,
-    k: int = 1,
+    k: int | Literal["auto"] = "auto",
     tracked: int | None = None,
     spectrum: Literal["dense", "iterative"] = "dense",
     restoring: float = 4.0,
@@ -368,11 +396,11 @@ def central_flow(
     def init(theta0):
         if check_smoothness and not isinstance(theta0, jax.core.Tracer):
             check_smooth(loss, theta0)
-        return (theta0, _initial_vectors(theta0, o.tracked))
+        return (theta0, _initial_vectors(theta0, _for_dimension(o, theta0.shape[0]).tracked))
 
     def vector_field(t, state):
         theta, vectors = state
-        velocity, _ = _central_velocity(loss, o, theta, vectors, None)
+        velocity, _ = _central_velocity(loss, _for_dimension(o, theta.shape[0]), theta, vectors, None)
         return (velocity, jnp.zeros_like(vectors))
 
     return Flow(name="central flow", loss=loss, init=init, vector_field=vector_field, position=lambda s: s[0])
@@ -401,7 +429,7 @@ def central_diagnostics(
     thetas,
     *,
     lr: float,
-    k: int = 1,
+    k: int | Literal["auto"] = "auto",
     tracked: int | None = None,
     spectrum: Literal["dense", "iterative"] = "dense",
     restoring: float = 4.0,
@@ -411,6 +439,7 @@ def central_diagnostics(
     r""":class:`CentralInfo` at each row of ``thetas`` (``(n, d)``): eigenvalues, X, predicted loss, residuals."""
     o = _options(lr, k, tracked, spectrum, restoring, sdcp_tol, sdcp_max_iter, 1e-10, 500)
     thetas = jnp.asarray(thetas)
+    o = _for_dimension(o, thetas.shape[-1])
 
     @jax.jit
     def one(theta):
@@ -426,7 +455,7 @@ def central_flow_run(
     lr: float,
     steps: int,
     substeps: int = 4,
-    k: int = 1,
+    k: int | Literal["auto"] = "auto",
     tracked: int | None = None,
     spectrum: Literal["dense", "iterative"] = "dense",
     sdcp_tol: float = 1e-10,
@@ -436,14 +465,22 @@ def central_flow_run(
     check_smoothness: bool = True,
     vectors0=None,
 ) -> Trajectory:
+    substeps = check_positive_int("substeps", substeps)
     o = _options(lr, k, tracked, spectrum, float(substeps), sdcp_tol, sdcp_max_iter, eig_tol, eig_max_iter)
     h = o.h
     steps = check_steps(steps)
     theta0 = check_theta0(theta0)
-    substeps = check_positive_int("substeps", substeps)
+    o = _for_dimension(o, theta0.shape[0])
     if check_smoothness:
         check_smooth(loss, theta0)
-    vectors = _initial_vectors(theta0, o.tracked) if vectors0 is None else jnp.asarray(vectors0)
+    if vectors0 is None:
+        vectors = _initial_vectors(theta0, o.tracked)
+    else:
+        vectors = jnp.asarray(vectors0, dtype=theta0.dtype)
+        if vectors.shape != (theta0.shape[0], o.tracked):
+            raise ValueError(
+                f"vectors0 must have shape (d, tracked) = {(theta0.shape[0], o.tracked)}, got {vectors.shape}."
+            )
     thetas, losses, infos, worst = _euler_run(loss, o, steps, substeps)(theta0, vectors)
     sdcp_res, eig_res, hvps = (np.asarray(a) for a in worst)
     thetas, losses = np.asarray(thetas), np.asarray(losses)
@@ -463,7 +500,17 @@ def central_flow_run(
             "raise eig_max_iter, track more eigenpairs, or use spectrum='dense'."
         )
     eigenvalues = np.asarray(infos.eigenvalues)
-    if o.tracked > k and np.any(eigenvalues[:, k] * h > 2.0):
+    active = np.asarray(infos.active)
+    if o.auto and np.any(active == o.tracked):
+        n = int(np.argmax(active == o.tracked))
+        warnings.warn(
+            f"central flow: all {o.tracked} tracked eigenpairs are active at GD step {n} (the last has "
+            f"h lambda = {eigenvalues[n, -1] * h:.4f}); an untracked one may be critical too: rerun with a "
+            "larger tracked.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if not o.auto and o.tracked > k and np.any(eigenvalues[:, k] * h > 2.0):
         n = int(np.argmax(eigenvalues[:, k] * h > 2.0))
         warnings.warn(
             f"central flow: eigenvalue {k + 1} reached 2/h at GD step {n} (h lambda = {eigenvalues[n, k] * h:.4f}) "
@@ -474,7 +521,7 @@ def central_flow_run(
     info = {
         "central": infos,
         "hvps": int(hvps.sum()),
-        "third_derivative_products": steps * substeps * k * (k + 1) // 2,
+        "third_derivative_products": steps * substeps * o.k * (o.k + 1) // 2,
         "gradients": steps * substeps,
         "sdcp_residual_max": float(sdcp_res.max(initial=0.0)),
         "eig_residual_max": float(eig_res.max(initial=0.0)),
