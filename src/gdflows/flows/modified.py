@@ -45,4 +45,4 @@ def modified_flow(loss, *, lr: float, order: int = 1) -> Flow:
             velocity = velocity + h**2 * (h2g / 3.0 + third_derivative_vv(loss, theta, g) / 12.0)
         return -velocity
 
-    return parameter_flow("IGR" if order == 1 else "MF3", loss, field)
+    return parameter_flow("IGR" if order == 1 else "MF3", loss, field, lr=h)

@@ -23,8 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdflows._checks import NotHolomorphicError, check_lr, check_positive_int
-from gdflows.flows._base import Flow, parameter_flow
+from gdflows._checks import check_lr, check_positive_int
+from gdflows.errors import NotHolomorphicError
+from gdflows.flows._base import Flow, parameter_flow, precision_checked
 from gdflows.spectral import hessian, hvp_operator, krylov_apply
 
 _SERIES_RADIUS = 1e-3  # below it, six series terms are exact to ~1e-19
@@ -208,7 +209,7 @@ def principal_flow(
     else:
         field = _dense_field(loss, h, holomorphic, branch)
     if not holomorphic:
-        return parameter_flow("PF (real part)", loss, field)
+        return parameter_flow("PF (real part)", loss, field, lr=h)
 
     checked = []  # the holomorphy test runs once per flow, at its first concrete initial point
 
@@ -223,7 +224,14 @@ def principal_flow(
         return (jnp.real(velocity), jnp.imag(velocity))
 
     name = "PF" if branch == "shifted" else "PF (principal log)"
-    return Flow(name=name, loss=loss, init=init, vector_field=complex_field, position=lambda state: state[0])
+    return Flow(
+        name=name,
+        lr=h,
+        loss=loss,
+        init=precision_checked(name, init),
+        vector_field=complex_field,
+        position=lambda state: state[0],
+    )
 
 
 def _dense_field(loss, h: float, holomorphic: bool, branch: str = "shifted"):

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from gdflows._checks import check_lr
-from gdflows.flows._base import Flow
+from gdflows.flows._base import Flow, precision_checked
 
 
 def rod_flow(loss, *, lr: float) -> Flow:
@@ -75,7 +75,14 @@ def rod_flow(loss, *, lr: float) -> Flow:
         plus, minus = grad(c + delta), grad(c - delta)
         return (-0.5 * (plus + minus), 0.5 * plus - delta / h)
 
-    return Flow(name="rod flow", loss=loss, init=init, vector_field=vector_field, position=lambda state: state[0])
+    return Flow(
+        name="rod flow",
+        lr=h,
+        loss=loss,
+        init=precision_checked("rod flow", init),
+        vector_field=vector_field,
+        position=lambda state: state[0],
+    )
 
 
 def rod_ends(state) -> tuple[jax.Array, jax.Array]:
