@@ -109,3 +109,28 @@ def test_gd_and_solve_are_functions_not_shadowed_modules():
     assert inspect.isfunction(gf.gd) and inspect.isfunction(gf.solve)
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("gdflows.gd")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda lr: gf.rod_flow(QUADRATIC, lr=lr),
+        lambda lr: gf.principal_flow(QUADRATIC, lr=lr),
+        lambda lr: gf.modified_flow(QUADRATIC, lr=lr, order=2),
+        lambda lr: gf.gradient_flow(QUADRATIC, lr=lr),
+    ],
+    ids=["rod", "PF", "MF3", "NGF"],
+)
+def test_a_new_flow_on_the_same_loss_does_not_recompile(make):
+    """Flows bind their loss and options to module-level functions, with lr as an array leaf."""
+    import jax.monitoring
+
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, duration, **kw: compiles.append(event) if event.endswith("backend_compile_duration") else None
+    )
+    gf.solve(make(0.1), THETA0, steps=2)
+    before = len(compiles)
+    gf.solve(make(0.1), THETA0, steps=2)  # (a) a new flow, the same lr
+    gf.solve(make(0.2), THETA0, steps=2)  # (b) a new flow, another lr
+    assert len(compiles) == before

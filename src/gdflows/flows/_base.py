@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+from jax.tree_util import Partial
 
 from gdflows._checks import warn_if_single_precision
 
@@ -52,13 +53,36 @@ def precision_checked(name: str, init: Callable[[jax.Array], State]) -> Callable
     return checked
 
 
+def bind(function: Callable, *args) -> Partial:
+    """``function`` with its leading ``args`` bound, as a pytree whose array arguments are leaves.
+
+    Flows build their fields this way (module-level functions; loss and options bound, the
+    learning rate as a 0-d array) rather than as closures: a new flow on the same loss then
+    reuses the solver's compilation, even with another learning rate.
+    """
+    return Partial(function, *args)
+
+
+def _autonomous(field, t, theta):
+    return field(theta)
+
+
+def _identity(theta):
+    return theta
+
+
+def first(state):
+    """The first component of a tuple state (the position of most flows with extra state)."""
+    return state[0]
+
+
 def parameter_flow(name: str, loss, field: Callable[[jax.Array], jax.Array], *, lr: float) -> Flow:
     r"""A flow whose state is just :math:`\theta`: :math:`\dot\theta = F(\theta)`, for GD with learning rate ``lr``."""
     return Flow(
         name=name,
         lr=lr,
         loss=loss,
-        init=precision_checked(name, lambda theta0: theta0),
-        vector_field=lambda t, theta: field(theta),
-        position=lambda theta: theta,
+        init=precision_checked(name, _identity),
+        vector_field=bind(_autonomous, field),
+        position=_identity,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 
 from gdflows._checks import check_lr
-from gdflows.flows._base import Flow, parameter_flow
+from gdflows.flows._base import Flow, bind, parameter_flow
 
 
 def gradient_flow(loss, *, lr: float) -> Flow:
@@ -20,5 +20,8 @@ def gradient_flow(loss, *, lr: float) -> Flow:
         on it, but the times it is read at do: :func:`gdflows.solve` returns it at :math:`t_n = nh`.
     """
     h = check_lr(lr)
-    grad = jax.grad(loss)
-    return parameter_flow("NGF", loss, lambda theta: -grad(theta), lr=h)
+    return parameter_flow("NGF", loss, bind(_negative_gradient, loss), lr=h)
+
+
+def _negative_gradient(loss, theta):
+    return -jax.grad(loss)(theta)
