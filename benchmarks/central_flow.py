@@ -18,11 +18,14 @@ import warnings
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import parse_args, timed, write_results  # noqa: E402
 from flax import nnx  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
 
 import gdflows as gf  # noqa: E402
 from gdflows.provenance import provenance  # noqa: E402
@@ -78,20 +81,20 @@ def main(argv=None):
         "sharpness_lr": float(final_info.eigenvalues[0, 0] * h),
         "distance_gd": float(np.linalg.norm(central.theta[-1] - gd.theta[steps])),
         "distance_gd_centre": float(np.linalg.norm(central.theta[-1] - centre)),
-        "hvps": central.info["hvps"],
-        "third_derivative_products": central.info["third_derivative_products"],
-        "gradients": central.info["gradients"],
-        "max_sharpness_lr": float(np.max(np.asarray(central.info["central"].eigenvalues[:, 0])) * h),
+        "hvps": central.hvps,
+        "third_derivative_products": central.third_derivative_products,
+        "gradients": central.gradients,
+        "max_sharpness_lr": float(np.max(np.asarray(central.diagnostics.eigenvalues[:, 0])) * h),
     }
 
     for name, flow, per_evaluation in (
         ("rod", gf.rod_flow(loss, lr=h), 2),
-        ("gradient_flow", gf.gradient_flow(loss), 1),
+        ("gradient_flow", gf.gradient_flow(loss, lr=h), 1),
     ):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            run, timings = timed(lambda flow=flow: gf.solve(flow, p0, lr=h, steps=steps, rtol=1e-8, atol=1e-10), 1)
-        evaluations = run.info["stats"].vector_field_evaluations
+            run, timings = timed(lambda flow=flow: gf.solve(flow, p0, steps=steps, rtol=1e-8, atol=1e-10), 1)
+        evaluations = run.stats.vector_field_evaluations
         results[name] = {
             **seconds(timings),
             "final_loss": float(run.loss[-1]),

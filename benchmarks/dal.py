@@ -31,11 +31,13 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
+
 import optax  # noqa: E402
 from _common import ROOT, parse_args, progress_printer, timed, write_results  # noqa: E402
 from flax import nnx  # noqa: E402
 
-import gdflows  # noqa: E402, F401  (importing gdflows enables float64)
 from gdflows.data import load  # noqa: E402
 from gdflows.models import MLP, flatten  # noqa: E402
 from gdflows.optim import dal  # noqa: E402

@@ -35,6 +35,9 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as in benchmarks/run.py: steadier LAPACK timings
 
 import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
+
 import jax.numpy as jnp  # noqa: E402
 import matplotlib  # noqa: E402
 
@@ -43,9 +46,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from _common import ROOT, parse_args, progress_printer, timed, write_results  # noqa: E402
 from flax import nnx  # noqa: E402
 
-import gdflows as gf  # noqa: E402  (importing gdflows enables float64)
+import gdflows as gf  # noqa: E402
+from gdflows._gd import _gd_sharpness_jit, gd_scan  # noqa: E402
 from gdflows.data import load  # noqa: E402
-from gdflows.gd import _gd_sharpness_jit, gd_scan  # noqa: E402
 from gdflows.models import MLP, flatten  # noqa: E402
 from gdflows.plotting import save_figure, use_style  # noqa: E402
 from gdflows.provenance import provenance  # noqa: E402

@@ -46,6 +46,9 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
+
 import jax.numpy as jnp  # noqa: E402
 import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
@@ -54,7 +57,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from _common import ROOT, parse_args, progress_printer, write_results  # noqa: E402
 
-import gdflows  # noqa: E402  (importing gdflows enables float64)
+import gdflows  # noqa: E402
 from gdflows.plotting import FLOW_STYLE, save_figure, use_style  # noqa: E402
 from gdflows.provenance import provenance  # noqa: E402
 
@@ -291,24 +294,24 @@ def _ours_f2(loss, theta0, h: float, steps: int, exact: np.ndarray, cfg: dict, o
 
     def build_and_solve():
         flow_box["flow"] = gdflows.principal_flow(loss, lr=h)
-        return gdflows.solve(flow_box["flow"], theta0, lr=h, steps=steps, **options).theta
+        return gdflows.solve(flow_box["flow"], theta0, steps=steps, **options).theta
 
     label = "gdflows.solve(principal_flow" + "".join(f", {k}={v!r}" for k, v in options.items()) + ")"
     progress(f"F2: {label}, first call ...")
     first_s, _ = first_call(build_and_solve)
     flow = flow_box["flow"]
-    run = gdflows.solve(flow, theta0, lr=h, steps=steps, **options)
+    run = gdflows.solve(flow, theta0, steps=steps, **options)
     warm = warm_time(
-        python_loop(lambda: gdflows.solve(flow, theta0, lr=h, steps=steps, **options).theta), repeats=cfg["repeats"]
+        python_loop(lambda: gdflows.solve(flow, theta0, steps=steps, **options).theta), repeats=cfg["repeats"]
     )
     # the compiled core alone (no argument checks, holomorphy test or NumPy conversion)
     ts = h * jnp.arange(steps + 1, dtype=jnp.float64)
     state0 = flow.init(theta0)
-    rtol, atol, solver = run.info["rtol"], run.info["atol"], run.info["solver"]
-    core = lambda: gdflows.integrate(flow, state0, ts, rtol, atol, solver, 100_000)[0]  # noqa: E731
+    rtol, atol, solver = run.rtol, run.atol, run.solver
+    core = lambda: gdflows.solve_scan(flow, state0, ts=ts, rtol=rtol, atol=atol, solver=solver).theta  # noqa: E731
     core_warm = warm_time(python_loop(core), repeats=cfg["repeats"])
     errors = np.abs(run.theta - exact).max(axis=1)[1:]
-    stats = run.info["stats"]
+    stats = run.stats
     progress(
         f"F2: {label} warm median {warm['median_s'] * 1e3:.2f} ms "
         f"(compiled core {core_warm['median_s'] * 1e3:.2f} ms), error {errors[-1]:.2e}"
@@ -355,7 +358,7 @@ def tanh_regression(d: int, seed: int = 0):
 
 def make_flows(loss, h: float) -> dict:
     return {
-        "NGF": gdflows.gradient_flow(loss),
+        "NGF": gdflows.gradient_flow(loss, lr=h),
         "IGR": gdflows.modified_flow(loss, lr=h, order=1),
         "MF3": gdflows.modified_flow(loss, lr=h, order=2),
         "PF (real part)": gdflows.principal_flow(loss, lr=h, space="real"),
@@ -444,15 +447,15 @@ def bench_solver_steps(cfg: dict) -> dict:
     for name, flow in make_flows(loss, h).items():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            first_s, _ = first_call(lambda flow=flow: gdflows.solve(flow, theta0, lr=h, steps=steps).theta)
-            run = gdflows.solve(flow, theta0, lr=h, steps=steps)
+            first_s, _ = first_call(lambda flow=flow: gdflows.solve(flow, theta0, steps=steps).theta)
+            run = gdflows.solve(flow, theta0, steps=steps)
         timing = warm_time(
-            python_loop(lambda flow=flow: gdflows.solve(flow, theta0, lr=h, steps=steps).theta),
+            python_loop(lambda flow=flow: gdflows.solve(flow, theta0, steps=steps).theta),
             repeats=cfg["repeats"],
             slow_repeats=cfg["slow_repeats"],
         )
         n = len(run.theta)
-        stats = run.info["stats"]
+        stats = run.stats
         out["flows"][name] = {
             "accepted_steps": stats.accepted_steps,
             "rejected_steps": stats.rejected_steps,

@@ -1,13 +1,14 @@
-"""Shared fixtures: float64 everywhere, and one smoke build of every notebook per session."""
+"""Shared set-up: float64 everywhere (enabled here, not by importing gdflows), and one smoke build of every notebook."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import jax
 import pytest
 
-import gdflows  # noqa: F401  (enables jax_enable_x64)
+jax.config.update("jax_enable_x64", True)  # importing gdflows leaves JAX's precision alone
 
 ROOT = Path(__file__).resolve().parents[1]
 

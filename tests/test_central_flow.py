@@ -77,7 +77,7 @@ def test_sharpness_pinned_at_two_over_h_on_the_toy():
     """Solved adaptively, the central flow's sharpness stays within 1% (here 1e-6) of 2/h once unstable."""
     h = 0.3
     theta0 = jnp.array([0.1, 6.0])
-    run = gf.solve(gf.central_flow(toy, lr=h), theta0, lr=h, steps=300, rtol=1e-8, atol=1e-10)
+    run = gf.solve(gf.central_flow(toy, lr=h), theta0, steps=300, rtol=1e-8, atol=1e-10)
     info = central_diagnostics(toy, run.theta, lr=h)
     sharp = np.asarray(info.eigenvalues[:, 0])
     active = np.asarray(info.X[:, 0, 0]) > 0
@@ -92,9 +92,9 @@ def test_euler_run_matches_the_adaptive_solve_to_first_order():
     h = 0.3
     theta0 = jnp.array([0.1, 6.0])
     euler = central_flow_run(toy, theta0, lr=h, steps=100, substeps=64)
-    exact = gf.solve(gf.central_flow(toy, lr=h, restoring=64.0), theta0, lr=h, steps=100, rtol=1e-9, atol=1e-12)
+    exact = gf.solve(gf.central_flow(toy, lr=h, restoring=64.0), theta0, steps=100, rtol=1e-9, atol=1e-12)
     assert np.max(np.linalg.norm(euler.theta - exact.theta, axis=1)) < 1e-2
-    assert euler.info["gradients"] == 6400
+    assert euler.gradients == 6400
 
 
 def test_iterative_eigenpairs_match_eigh():

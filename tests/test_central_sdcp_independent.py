@@ -150,7 +150,7 @@ def test_defining_conditions_along_a_solved_trajectory():
     k, h, restoring = 2, 1.0, 4.0
     loss, theta0, _, _ = edge_model(k, h, 2)
     flow = gf.central_flow(loss, lr=h, k=k, restoring=restoring)
-    run = gf.solve(flow, theta0, lr=h, steps=40, rtol=1e-10, atol=1e-12)
+    run = gf.solve(flow, theta0, steps=40, rtol=1e-10, atol=1e-12)
     info = central_diagnostics(loss, run.theta, lr=h, k=k, restoring=restoring)
     hessian = jax.jit(jax.hessian(loss))
     ranks = []
@@ -181,9 +181,9 @@ def test_automatic_critical_set_matches_the_right_fixed_k():
     auto = central_flow_run(loss, theta0, lr=h, steps=300, k="auto", tracked=3)
     np.testing.assert_allclose(auto.theta, fixed.theta, atol=1e-10)
     np.testing.assert_allclose(auto.theta[-1][2:], w_star, atol=1e-8)
-    active = np.asarray(auto.info["central"].active)
+    active = np.asarray(auto.diagnostics.active)
     assert active[0] == 0 and active[-1] == 2 and set(np.unique(active)) == {0, 1, 2}
-    assert auto.info["third_derivative_products"] == 300 * 4 * 6  # every tracked pair, every substep
+    assert auto.third_derivative_products == 300 * 4 * 6  # every tracked pair, every substep
 
 
 def test_automatic_choice_warns_when_every_tracked_eigenpair_is_critical():

@@ -26,7 +26,7 @@ def problem():
 def test_gradient_flow_matches_expm(problem):
     H, loss, theta0 = problem
     h, steps = 0.3, 10
-    run = gf.solve(gf.gradient_flow(loss), theta0, lr=h, steps=steps, rtol=1e-12, atol=1e-14)
+    run = gf.solve(gf.gradient_flow(loss, lr=h), theta0, steps=steps, rtol=1e-12, atol=1e-14)
     expected = np.stack([scipy.linalg.expm(-n * h * H) @ theta0 for n in range(steps + 1)])
     np.testing.assert_allclose(run.theta, expected, rtol=1e-9, atol=1e-12)
 
@@ -37,7 +37,7 @@ def test_modified_flows_match_expm_on_quadratics(problem, order):
     H, loss, theta0 = problem
     h, steps = 0.3, 10
     generator = H + h / 2 * H @ H + (h**2 / 3 * H @ H @ H if order == 2 else 0)
-    run = gf.solve(gf.modified_flow(loss, lr=h, order=order), theta0, lr=h, steps=steps, rtol=1e-12, atol=1e-14)
+    run = gf.solve(gf.modified_flow(loss, lr=h, order=order), theta0, steps=steps, rtol=1e-12, atol=1e-14)
     expected = np.stack([scipy.linalg.expm(-n * h * generator) @ theta0 for n in range(steps + 1)])
     np.testing.assert_allclose(run.theta, expected, rtol=1e-9, atol=1e-12)
 
@@ -72,7 +72,7 @@ def test_igr_is_gradient_of_the_modified_loss(problem):
 def test_every_flow_has_the_same_face(problem):
     _, loss, theta0 = problem
     for flow in (
-        gf.gradient_flow(loss),
+        gf.gradient_flow(loss, lr=0.1),
         gf.modified_flow(loss, lr=0.1),
         gf.principal_flow(loss, lr=0.1),
         gf.principal_flow(loss, lr=0.1, space="real"),
@@ -81,4 +81,4 @@ def test_every_flow_has_the_same_face(problem):
         derivative = flow.vector_field(0.0, state)
         assert jax.tree.structure(derivative) == jax.tree.structure(state)
         np.testing.assert_array_equal(flow.position(state), theta0)
-        assert isinstance(flow.name, str) and flow.loss is loss
+        assert isinstance(flow.name, str) and flow.loss is loss and flow.lr == 0.1

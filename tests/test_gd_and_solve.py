@@ -22,7 +22,7 @@ class TestGD:
             expected.append(expected[-1] - 0.1 * np.array([3.0, 1.0, 0.2]) * expected[-1])
         np.testing.assert_allclose(run.theta, np.stack(expected), rtol=1e-15)
         np.testing.assert_allclose(run.loss, [float(QUADRATIC(jnp.asarray(t))) for t in expected], rtol=1e-14)
-        np.testing.assert_allclose(run.t, 0.1 * np.arange(8))
+        np.testing.assert_allclose(run.times, 0.1 * np.arange(8))
         assert not run.diverged
 
     def test_zero_steps(self):
@@ -35,8 +35,8 @@ class TestGD:
         with pytest.warns(gf.DivergenceWarning, match="non-finite loss at step"):
             run = gf.gd(loss, jnp.array([1.0]), lr=0.5, steps=50)
         assert run.diverged and np.all(np.isfinite(run.theta)) and np.all(np.isfinite(run.loss))
-        assert run.stopped_at == pytest.approx(0.5 * len(run.t))
-        assert 3 <= len(run.t) < 50
+        assert run.stopped_at == pytest.approx(0.5 * len(run.times))
+        assert 3 <= len(run.times) < 50
 
     def test_gd_scan_vmaps_over_diverging_and_converging_runs(self):
         loss = lambda theta: 0.5 * jnp.sum(theta**2) - 0.25 * jnp.sum(theta**4)
@@ -55,9 +55,9 @@ class TestSolve:
         errors = []
         for rtol in (1e-3, 1e-5, 1e-7):
             run = gf.solve(
-                gf.gradient_flow(QUADRATIC), THETA0, lr=1.0, steps=4, rtol=rtol, atol=rtol * 1e-3, solver=solver
+                gf.gradient_flow(QUADRATIC, lr=1.0), THETA0, steps=4, rtol=rtol, atol=rtol * 1e-3, solver=solver
             )
-            errors.append(np.max(np.abs(run.theta - exact(run.t))))
+            errors.append(np.max(np.abs(run.theta - exact(run.times))))
             assert errors[-1] < 20 * rtol * np.max(np.abs(THETA0)), (rtol, errors[-1])
         assert errors[2] < errors[0] / 100
 
@@ -82,8 +82,8 @@ class TestSolve:
         rejections = 0
         for rtol, atol in ((1e-4, 1e-4), (1e-10, 1e-12), (1e-12, 1e-12)):
             calls[0] = 0
-            run = gf.solve(flow, jnp.array([-0.35, -0.2]), lr=1.05, steps=5, solver=solver, rtol=rtol, atol=atol)
-            stats = run.info["stats"]
+            run = gf.solve(flow, jnp.array([-0.35, -0.2]), steps=5, solver=solver, rtol=rtol, atol=atol)
+            stats = run.stats
             assert 0 <= calls[0] - stats.vector_field_evaluations <= stats.rejected_steps, (solver, rtol)
             if stats.rejected_steps == 0:
                 assert stats.vector_field_evaluations == calls[0]
@@ -91,16 +91,16 @@ class TestSolve:
         assert rejections > 0
 
     def test_saves_between_steps(self):
-        run = gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=4, saves_per_step=5)
-        np.testing.assert_allclose(run.t[::5], 0.1 * np.arange(5), atol=1e-15)
+        run = gf.solve(gf.gradient_flow(QUADRATIC, lr=0.1), THETA0, steps=4, saves_per_step=5)
+        np.testing.assert_allclose(run.times[::5], 0.1 * np.arange(5), atol=1e-15)
 
     def test_blow_up_is_stopped_and_reported(self):
         """NGF on -x^4 blows up at t = 1/8 from x = 1; the solve stops there and says so."""
         with pytest.warns(gf.DivergenceWarning, match="stopped before t"):
             run = gf.solve(
-                gf.gradient_flow(lambda x: -jnp.sum(x**4)), jnp.array([1.0]), lr=0.05, steps=10, max_steps=4000
+                gf.gradient_flow(lambda x: -jnp.sum(x**4), lr=0.05), jnp.array([1.0]), steps=10, max_steps=4000
             )
-        assert run.diverged and run.stopped_at <= 0.15 + 1e-12 and run.t[-1] < 0.125
+        assert run.diverged and run.stopped_at <= 0.15 + 1e-12 and run.times[-1] < 0.125
         assert np.all(np.isfinite(run.theta))
 
 
@@ -118,9 +118,9 @@ class TestFixedStep:
         errors = []
         for m in ms:
             run = gf.solve(
-                gf.gradient_flow(QUADRATIC), THETA0, lr=0.5, steps=4, solver=solver, fixed_steps_per_gd_step=m
+                gf.gradient_flow(QUADRATIC, lr=0.5), THETA0, steps=4, solver=solver, fixed_steps_per_gd_step=m
             )
-            errors.append(np.max(np.abs(run.theta - exact(run.t))))
+            errors.append(np.max(np.abs(run.theta - exact(run.times))))
         np.testing.assert_allclose(self._orders(errors), order, atol=0.15 * order)
 
     @pytest.mark.parametrize(("solver", "ms", "order"), [("euler", (40, 80, 160), 1), ("rk4", (10, 20, 40), 4)])
@@ -132,7 +132,7 @@ class TestFixedStep:
         errors = []
         for m in ms:
             flow = gf.principal_flow(QUADRATIC, lr=h)
-            run = gf.solve(flow, THETA0, lr=h, steps=6, solver=solver, fixed_steps_per_gd_step=m)
+            run = gf.solve(flow, THETA0, steps=6, solver=solver, fixed_steps_per_gd_step=m)
             errors.append(np.max(np.abs(run.theta - gd.theta)))
         np.testing.assert_allclose(self._orders(errors), order, atol=0.15 * order)
         assert errors[-1] < (5e-2 if solver == "euler" else 1e-6)
@@ -146,39 +146,37 @@ class TestFixedStep:
             calls[0] += 1
             return np.int32(0)
 
-        base = gf.gradient_flow(QUADRATIC)
+        base = gf.gradient_flow(QUADRATIC, lr=0.1)
 
         def counted(t, state):
             token = io_callback(bump, jax.ShapeDtypeStruct((), jnp.int32), state, ordered=True)
             return base.vector_field(t, state) + 0 * token
 
         flow = base._replace(vector_field=counted)
-        run = gf.solve(flow, THETA0, lr=0.1, steps=3, solver=solver, fixed_steps_per_gd_step=6, saves_per_step=2)
-        np.testing.assert_allclose(run.t, 0.05 * np.arange(7), atol=1e-15)
-        stats = run.info["stats"]
+        run = gf.solve(flow, THETA0, steps=3, solver=solver, fixed_steps_per_gd_step=6, saves_per_step=2)
+        np.testing.assert_allclose(run.times, 0.05 * np.arange(7), atol=1e-15)
+        stats = run.stats
         assert stats.accepted_steps == 18 and stats.rejected_steps == 0
         assert stats.vector_field_evaluations == stages * 18 == calls[0]
-        assert run.info["dt"] == pytest.approx(0.1 / 6) and run.info["rtol"] is None
+        assert run.dt == pytest.approx(0.1 / 6) and run.rtol is None
 
-    def test_integrate_matches_solve_under_vmap(self):
-        """The jittable core with substeps (as the basin maps call it) gives solve's end point."""
+    def test_solve_scan_matches_solve_under_vmap(self):
+        """solve_scan with fixed steps over one long interval (as the basin maps call it) gives solve's end point."""
         flow = gf.principal_flow(QUADRATIC, lr=0.5)
         starts = jnp.stack([THETA0, -2.0 * THETA0])
         ts = jnp.asarray([0.0, 3 * 0.5])
-        ends = jax.vmap(lambda s: gf.integrate(flow, s, ts, 1e-6, 1e-9, "rk4", 0, 1, 3 * 20)[0][-1])(
-            jax.vmap(flow.init)(starts)
-        )
+        scan = lambda s: gf.solve_scan(flow, s, ts=ts, solver="rk4", fixed_steps_per_interval=3 * 20)  # noqa: E731
+        ends = jax.vmap(lambda s: scan(s).theta[-1])(jax.vmap(flow.init)(starts))
         for start, end in zip(starts, ends, strict=True):
-            run = gf.solve(flow, start, lr=0.5, steps=3, solver="rk4", fixed_steps_per_gd_step=20)
+            run = gf.solve(flow, start, steps=3, solver="rk4", fixed_steps_per_gd_step=20)
             np.testing.assert_allclose(end, run.theta[-1], rtol=1e-12, atol=1e-14)
 
     def test_blow_up_is_stopped_and_reported(self):
         """Euler on NGF of -x^4 overflows after the exact blow-up time 1/8; the finite part is returned."""
         with pytest.warns(gf.DivergenceWarning, match="the state became non-finite"):
             run = gf.solve(
-                gf.gradient_flow(lambda x: -jnp.sum(x**4)),
+                gf.gradient_flow(lambda x: -jnp.sum(x**4), lr=0.05),
                 jnp.array([1.0]),
-                lr=0.05,
                 steps=20,
                 solver="euler",
                 fixed_steps_per_gd_step=50,
@@ -188,18 +186,17 @@ class TestFixedStep:
     @pytest.mark.parametrize("m", [0, -3, 2.5, True, "50"])
     def test_bad_step_count(self, m):
         with pytest.raises(ValueError, match="fixed_steps_per_gd_step must be a positive integer"):
-            gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=3, solver="euler", fixed_steps_per_gd_step=m)
+            gf.solve(gf.gradient_flow(QUADRATIC, lr=0.1), THETA0, steps=3, solver="euler", fixed_steps_per_gd_step=m)
 
     def test_bad_combinations(self):
         with pytest.raises(ValueError, match="needs fixed_steps_per_gd_step"):
-            gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=3, solver="rk4")
+            gf.solve(gf.gradient_flow(QUADRATIC, lr=0.1), THETA0, steps=3, solver="rk4")
         with pytest.raises(ValueError, match="fixed_steps_per_gd_step is only for the fixed-step solvers"):
-            gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=3, fixed_steps_per_gd_step=10)
+            gf.solve(gf.gradient_flow(QUADRATIC, lr=0.1), THETA0, steps=3, fixed_steps_per_gd_step=10)
         with pytest.raises(ValueError, match="fixed_steps_per_gd_step must be a multiple of saves_per_step"):
             gf.solve(
-                gf.gradient_flow(QUADRATIC),
+                gf.gradient_flow(QUADRATIC, lr=0.1),
                 THETA0,
-                lr=0.1,
                 steps=3,
                 solver="euler",
                 fixed_steps_per_gd_step=10,
@@ -217,7 +214,7 @@ class TestBadInput:
             lambda: gf.gd(QUADRATIC, THETA0, lr=lr, steps=3),
             lambda: gf.principal_flow(QUADRATIC, lr=lr),
             lambda: gf.modified_flow(QUADRATIC, lr=lr),
-            lambda: gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=lr, steps=3),
+            lambda: gf.solve(gf.gradient_flow(QUADRATIC, lr=lr), THETA0, steps=3),
         ):
             with pytest.raises(ValueError, match=r"lr must be a positive finite number.*pass e\.g\. lr=0\.1"):
                 call()
@@ -236,15 +233,15 @@ class TestBadInput:
         with pytest.raises(ValueError, match="theta0 must be a 1-D float array.*ravel_pytree"):
             gf.gd(QUADRATIC, theta0, lr=0.1, steps=3)
         with pytest.raises(ValueError, match="theta0 must be a 1-D float array"):
-            gf.solve(gf.gradient_flow(QUADRATIC), theta0, lr=0.1, steps=3)
+            gf.solve(gf.gradient_flow(QUADRATIC, lr=0.1), theta0, steps=3)
 
     def test_solver_options(self):
         with pytest.raises(ValueError, match="solver must be one of"):
-            gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=3, solver="leapfrog")
+            gf.solve(gf.gradient_flow(QUADRATIC, lr=0.1), THETA0, steps=3, solver="leapfrog")
         with pytest.raises(ValueError, match="rtol must be a positive finite number"):
-            gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=3, rtol=-1.0)
+            gf.solve(gf.gradient_flow(QUADRATIC, lr=0.1), THETA0, steps=3, rtol=-1.0)
         with pytest.raises(ValueError, match="saves_per_step must be a positive integer"):
-            gf.solve(gf.gradient_flow(QUADRATIC), THETA0, lr=0.1, steps=3, saves_per_step=0)
+            gf.solve(gf.gradient_flow(QUADRATIC, lr=0.1), THETA0, steps=3, saves_per_step=0)
 
     def test_space(self):
         with pytest.raises(ValueError, match="space must be 'complex' or 'real'"):
@@ -263,9 +260,9 @@ class TestHolomorphy:
     def test_non_holomorphic_losses_are_refused(self, loss):
         flow = gf.principal_flow(loss, lr=0.5)
         with pytest.raises(gf.NotHolomorphicError, match="space='real'"):
-            gf.solve(flow, jnp.array([0.3, -0.2]), lr=0.5, steps=2)
+            gf.solve(flow, jnp.array([0.3, -0.2]), steps=2)
         # the real-part PF needs no holomorphy
-        gf.solve(gf.principal_flow(loss, lr=0.5, space="real"), jnp.array([0.3, -0.2]), lr=0.5, steps=2)
+        gf.solve(gf.principal_flow(loss, lr=0.5, space="real"), jnp.array([0.3, -0.2]), steps=2)
 
     def test_holomorphic_losses_pass(self):
         for loss in (

@@ -15,7 +15,6 @@ import gdflows as gf
 from gdflows import spectral
 from gdflows.data import load
 from gdflows.flows.principal import _coefficient
-from gdflows.gd import gd_with_sharpness
 from gdflows.models import CNN, MLP, flatten
 
 # ----------------------------------------------------------------------------- data
@@ -242,7 +241,7 @@ def test_complex_symmetric_krylov_matches_dense_at_complex_parameters(net):
 def test_gd_with_sharpness_matches_gd_and_dense_spectra(net):
     flat, _, _ = net
     h, steps = 0.5, 23
-    run = gd_with_sharpness(flat.loss, flat.theta0, lr=h, steps=steps, every=5, top=2, krylov_dim=flat.size)
+    run = gf.gd_with_sharpness(flat.loss, flat.theta0, lr=h, steps=steps, every=5, top=2, krylov_dim=flat.size)
     plain = gf.gd(flat.loss, flat.theta0, lr=h, steps=steps)
     np.testing.assert_allclose(run.loss, plain.loss, rtol=1e-13)
     np.testing.assert_array_equal(run.tracked_steps, [0, 5, 10, 15, 20])
@@ -280,7 +279,6 @@ def test_krylov_pf_solve_matches_dense_solve_and_bad_arguments(digits):
         gf.solve(
             gf.principal_flow(flat.loss, lr=h, space="real", spectrum=s, krylov_dim=flat.size),
             flat.theta0,
-            lr=h,
             steps=2,
             rtol=1e-8,
             atol=1e-10,

@@ -61,7 +61,7 @@ def test_pf_passes_through_gd_iterates_on_quadratics(d, regimes, seed):
     theta0 = rng.standard_normal(d)
     steps = 8
     flow = gf.principal_flow(quadratic(H), lr=h)
-    run = gf.solve(flow, theta0, lr=h, steps=steps, rtol=1e-13, atol=1e-15, solver="dopri8")
+    run = gf.solve(flow, theta0, steps=steps, rtol=1e-13, atol=1e-15, solver="dopri8")
     assert relative_error(run.theta, gd_iterates(H, theta0, h, steps)) < 1e-10
 
 
@@ -79,9 +79,7 @@ def test_pf_on_random_symmetric_matrices(seed):
     if np.min(np.abs(x - 1.0)) < 0.02:  # keep clear of the log singularity at h lambda = 1
         h *= 1.03
     theta0 = rng.standard_normal(d)
-    run = gf.solve(
-        gf.principal_flow(quadratic(H), lr=h), theta0, lr=h, steps=6, rtol=1e-13, atol=1e-15, solver="dopri8"
-    )
+    run = gf.solve(gf.principal_flow(quadratic(H), lr=h), theta0, steps=6, rtol=1e-13, atol=1e-15, solver="dopri8")
     assert relative_error(run.theta, gd_iterates(H, theta0, h, 6)) < 1e-10
 
 
@@ -92,7 +90,7 @@ def test_real_part_pf_is_re_c_flow_on_quadratics():
     H = hessian_with_regimes(rng, d, h, ["growing", "damped", "fast", "saddle"])
     lam, U = np.linalg.eigh(H)
     theta0 = rng.standard_normal(d)
-    run = gf.solve(gf.principal_flow(quadratic(H), lr=h, space="real"), theta0, lr=h, steps=5, rtol=1e-12, atol=1e-30)
+    run = gf.solve(gf.principal_flow(quadratic(H), lr=h, space="real"), theta0, steps=5, rtol=1e-12, atol=1e-30)
     factors = np.abs(1 - h * lam)
     expected = np.stack([U @ (factors**n * (U.T @ theta0)) for n in range(6)])
     assert relative_error(run.theta, expected) < 1e-9
@@ -166,7 +164,6 @@ def test_principal_branch_rotates_the_other_way_on_a_diagonal_quadratic():
         branch: gf.solve(
             gf.principal_flow(quadratic(H), lr=h, branch=branch),
             theta0,
-            lr=h,
             steps=5,
             rtol=1e-12,
             atol=1e-14,
@@ -178,7 +175,7 @@ def test_principal_branch_rotates_the_other_way_on_a_diagonal_quadratic():
     assert gf.principal_flow(quadratic(H), lr=h, branch="principal").name == "PF (principal log)"
     assert relative_error(principal.theta[::4], gd_iterates(H, theta0, h, 5)) < 1e-9
     np.testing.assert_allclose(principal.theta, shifted.theta, rtol=1e-9, atol=1e-12)
-    im_shifted, im_principal = np.asarray(shifted.info["state"][1]), np.asarray(principal.info["state"][1])
+    im_shifted, im_principal = np.asarray(shifted.state[1]), np.asarray(principal.state[1])
     assert np.max(np.abs(im_shifted[:, :2])) > 0.1  # the two components with h lambda > 1 do rotate
     np.testing.assert_allclose(im_principal, -im_shifted, rtol=1e-9, atol=1e-12)
 

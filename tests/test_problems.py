@@ -69,7 +69,7 @@ def test_pf_reproduces_gd_near_a_quadratic_minimum():
     h = 0.5  # h lambda_s > 2: GD oscillates away from the minimum, the PF with it
     theta0 = jnp.asarray(minimum + np.array([1e-7, -2e-7]))
     gd = gf.gd(land.loss, theta0, lr=h, steps=3)
-    pf = gf.solve(gf.principal_flow(land.loss, lr=h), theta0, lr=h, steps=3, rtol=1e-12, atol=1e-20)
+    pf = gf.solve(gf.principal_flow(land.loss, lr=h), theta0, steps=3, rtol=1e-12, atol=1e-20)
     offsets = np.linalg.norm(gd.theta - minimum, axis=1)
     assert offsets[-1] > 50 * offsets[0]  # the instability is really at work
     error = np.linalg.norm(pf.theta - gd.theta, axis=1)
@@ -82,7 +82,7 @@ def test_escape_rate_is_exact_on_a_pure_saddle(x0):
     land = gp.saddle_quadratic(stable=a, unstable=b)
     run = gf.gd(land.loss, jnp.asarray([x0, 1e-12]), lr=h, steps=120)
     distance = np.linalg.norm(run.theta, axis=1)
-    fit = ga.escape_rate(run.t, distance, low=1e-9, high=1e-2)
+    fit = ga.escape_rate(run.times, distance, low=1e-9, high=1e-2)
     assert fit.rate == pytest.approx(np.log1p(h * b) / h, rel=1e-10)
     assert fit.points >= 3
 

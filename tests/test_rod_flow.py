@@ -91,8 +91,8 @@ def test_threshold_at_h_lambda_equal_two(h_lambda, grows):
     loss = lambda th: 0.5 * lam * th[0] ** 2 + 0.5 * th[1] ** 2  # noqa: E731
     flow = gf.rod_flow(loss, lr=h)
     state0 = (jnp.zeros(2), jnp.array([1e-3, 0.0]))
-    out = gf.integrate(flow, state0, h * jnp.arange(0.0, 21.0, 5.0), 1e-12, 1e-30, "tsit5", 100_000)
-    delta = np.asarray(out[2][1][:, 0])
+    out = gf.solve_scan(flow, state0, ts=h * jnp.arange(0.0, 21.0, 5.0), rtol=1e-12, atol=1e-30, solver="tsit5")
+    delta = np.asarray(out.state[1][:, 0])
     rate = np.log(np.abs(delta[-1] / delta[0])) / (20 * h)
     np.testing.assert_allclose(rate, 0.5 * (lam - 2.0 / h), rtol=1e-6, atol=1e-9)  # exact exponential rate
     assert (delta[-1] > delta[0]) == grows
@@ -115,8 +115,8 @@ def test_quartic_rod_flow_converges_to_the_closed_form():
     S, Q, h = 10.0, 1.0, 0.25  # h S = 2.5: the 2-cycle is stable for 2 < h S < 3
     loss = quartic_loss(S, Q)
     steps = 200
-    run = gf.solve(gf.rod_flow(loss, lr=h), jnp.array([0.1]), lr=h, steps=steps, rtol=1e-12, atol=1e-14)
-    state = run.info["state"]
+    run = gf.solve(gf.rod_flow(loss, lr=h), jnp.array([0.1]), steps=steps, rtol=1e-12, atol=1e-14)
+    state = run.state
     closed = (S - 2.0 / h) / Q
     assert abs(float(rod_length(state)[-1]) ** 2 - closed) < 1e-8
     assert abs(float(run.theta[-1, 0])) < 1e-8

@@ -2,20 +2,52 @@ r"""gdflows: continuous-time models of gradient descent, and gradient descent it
 
 The library works on a pure loss :math:`E(\theta)` of a flat parameter vector. It runs
 GD (:func:`gd`), builds flows with a common face (:func:`gradient_flow`,
-:func:`modified_flow`, :func:`principal_flow`, :func:`rod_flow`, :func:`central_flow`) and
-integrates any of them at GD's times (:func:`solve`). :func:`dal` is the drift-adjusted learning
-rate as an optax transformation.
+:func:`modified_flow`, :func:`principal_flow`, :func:`rod_flow`, :func:`central_flow`), each
+carrying the learning rate :math:`h` of the GD it models, and integrates any of them at GD's
+times :math:`t_n = nh` (:func:`solve`). :func:`dal` is the drift-adjusted learning rate as an
+optax transformation. Every entry point returns a typed result (:class:`GDRun`,
+:class:`Solution`, :class:`SharpnessRun`, :class:`CentralRun`, ...); every exception and
+warning lives in :mod:`gdflows.errors`.
 
-Importing gdflows enables JAX's 64-bit mode (``jax_enable_x64``): the flows are compared
-with GD to 1e-8 and tighter, which single precision cannot resolve.
+**Precision.** Importing gdflows changes nothing global; in particular it leaves JAX's
+``jax_enable_x64`` alone, so a user's numbers do not change by importing it. The flows are
+compared with GD to 1e-8 and tighter, which single precision cannot resolve: enable 64-bit mode
+yourself, before creating arrays::
+
+    import jax
+    jax.config.update("jax_enable_x64", True)
+
+(the notebooks, benchmarks, tests and command line do so). :func:`solve`, :func:`gd` and the
+flows' ``init`` issue a :class:`PrecisionWarning` on float32 or complex64 input.
+
+The implementation lives in private modules (``gdflows._gd``, ``gdflows._solve``, ...)
+re-exported here; the public submodules are :mod:`gdflows.data`, :mod:`gdflows.models`,
+:mod:`gdflows.optim`, :mod:`gdflows.spectral`, :mod:`gdflows.problems`, :mod:`gdflows.flows`,
+:mod:`gdflows.analysis` and :mod:`gdflows.errors`.
 """
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
-from gdflows._checks import DivergenceWarning, NotHolomorphicError  # noqa: E402
-from gdflows.flows import (  # noqa: E402
+from gdflows._gd import gd, gd_scan, gd_with_sharpness
+from gdflows._results import (
+    CentralRun,
+    FlowScan,
+    GDRun,
+    GDScan,
+    SharpnessRun,
+    Solution,
+    SolverStats,
+)
+from gdflows._solve import solve, solve_scan
+from gdflows.errors import (
+    DivergenceWarning,
+    EigenTrackingError,
+    LanczosError,
+    NotHolomorphicError,
+    NotSmoothError,
+    PrecisionWarning,
+    SDCPError,
+)
+from gdflows.flows import (
+    CentralInfo,
     Flow,
     central_diagnostics,
     central_flow,
@@ -27,20 +59,29 @@ from gdflows.flows import (  # noqa: E402
     principal_flow,
     rod_flow,
 )
-from gdflows.gd import Trajectory, gd, gd_scan  # noqa: E402
-from gdflows.optim import DALState, dal, scale_by_dal  # noqa: E402
-from gdflows.solve import SolverStats, integrate, solve  # noqa: E402
-from gdflows.spectral import hessian, hvp, sharpness  # noqa: E402
+from gdflows.optim import DALState, dal, scale_by_dal
+from gdflows.spectral import hessian, hvp, sharpness
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CentralInfo",
+    "CentralRun",
     "DALState",
     "DivergenceWarning",
+    "EigenTrackingError",
     "Flow",
+    "FlowScan",
+    "GDRun",
+    "GDScan",
+    "LanczosError",
     "NotHolomorphicError",
+    "NotSmoothError",
+    "PrecisionWarning",
+    "SDCPError",
+    "SharpnessRun",
+    "Solution",
     "SolverStats",
-    "Trajectory",
     "central_diagnostics",
     "central_flow",
     "central_flow_run",
@@ -48,10 +89,10 @@ __all__ = [
     "dal",
     "gd",
     "gd_scan",
+    "gd_with_sharpness",
     "gradient_flow",
     "hessian",
     "hvp",
-    "integrate",
     "modified_flow",
     "pf_coefficient",
     "principal_flow",
@@ -59,4 +100,5 @@ __all__ = [
     "scale_by_dal",
     "sharpness",
     "solve",
+    "solve_scan",
 ]

@@ -8,18 +8,13 @@ deep inside a traced JAX computation.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
-
-class DivergenceWarning(RuntimeWarning):
-    """A run stopped at its first non-finite value; what came before is kept."""
-
-
-class NotHolomorphicError(ValueError):
-    """The complex-space principal flow was asked of a non-holomorphic loss."""
+from gdflows.errors import PrecisionWarning
 
 
 def check_lr(lr: Any) -> float:
@@ -49,8 +44,29 @@ def check_positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def check_theta0(theta0: Any, *, allow_complex: bool = False) -> jnp.ndarray:
-    """Return ``theta0`` as a 1-D JAX float array, or raise naming the fix."""
+def warn_if_single_precision(array: Any, entry: str, *, stacklevel: int = 3) -> None:
+    """Issue a :class:`PrecisionWarning` if ``array`` is float32/complex64 (or narrower).
+
+    ``entry`` names the function the user called; ``stacklevel`` points the warning at their call.
+    """
+    dtype = jnp.result_type(array)
+    inexact = jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.complexfloating)
+    if inexact and jnp.finfo(dtype).bits < 64:
+        warnings.warn(
+            f"{entry} got {dtype} input, which resolves the flow-versus-GD agreement to ~1e-7 at best "
+            "(this library compares them to 1e-8 and tighter). Importing gdflows does not change JAX's "
+            'precision: call jax.config.update("jax_enable_x64", True) at the start of your program and '
+            "pass float64 arrays, e.g. jnp.asarray(theta0, dtype=jnp.float64).",
+            PrecisionWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def check_theta0(theta0: Any, *, allow_complex: bool = False, entry: str | None = None) -> jnp.ndarray:
+    """Return ``theta0`` as a 1-D JAX float array, or raise naming the fix.
+
+    With ``entry`` (the name of the public function called), single precision is warned about.
+    """
     array = jnp.asarray(theta0)
     kinds = (jnp.floating, jnp.complexfloating) if allow_complex else (jnp.floating,)
     if array.ndim != 1 or not any(jnp.issubdtype(array.dtype, kind) for kind in kinds):
@@ -59,6 +75,8 @@ def check_theta0(theta0: Any, *, allow_complex: bool = False) -> jnp.ndarray:
             "flatten a pytree of parameters with jax.flatten_util.ravel_pytree and cast it "
             "with jnp.asarray(theta0, dtype=jnp.float64)."
         )
+    if entry is not None:
+        warn_if_single_precision(array, entry, stacklevel=4)
     return array
 
 

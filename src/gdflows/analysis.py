@@ -1,7 +1,7 @@
 r"""Measurements on trajectories: escape rates from a saddle, exit times, end-point basins.
 
-These are small NumPy functions on the arrays a :class:`~gdflows.gd.Trajectory` (or a
-vmapped :func:`~gdflows.gd.gd_scan` / :func:`~gdflows.solve.integrate`) returns.
+These are small NumPy functions on the arrays a :class:`~gdflows.GDRun` or :class:`~gdflows.Solution`
+(or a vmapped :func:`~gdflows.gd_scan` / :func:`~gdflows.solve_scan`) holds.
 """
 
 from __future__ import annotations

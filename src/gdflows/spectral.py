@@ -19,6 +19,8 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gdflows.errors import LanczosError
+
 Loss = Callable[[jax.Array], jax.Array]
 
 
@@ -60,10 +62,6 @@ def sharpness(loss: Loss, theta: jax.Array) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------- Lanczos
-
-
-class LanczosError(RuntimeError):
-    """Lanczos did not converge to the requested tolerance; the message gives the residual."""
 
 
 class Lanczos(NamedTuple):

@@ -1,11 +1,9 @@
 """Continuous-time models of gradient descent, all with the face of :class:`Flow`."""
 
+from gdflows.errors import EigenTrackingError, NotSmoothError, SDCPError
 from gdflows.flows._base import Flow, parameter_flow
 from gdflows.flows.central import (
     CentralInfo,
-    EigenTrackingError,
-    NotSmoothError,
-    SDCPError,
     central_diagnostics,
     central_flow,
     central_flow_run,

@@ -8,10 +8,14 @@ estimate, a rod's half-length) plug into the same :func:`gdflows.solve`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+from jax.tree_util import Partial
+
+from gdflows._checks import warn_if_single_precision
 
 State = Any  # a pytree of real arrays
 
@@ -21,25 +25,64 @@ class Flow(NamedTuple):
 
     Attributes:
       name: short label for tables and legends.
+      lr: the learning rate :math:`h` of the GD the flow models; :func:`gdflows.solve` reads the
+        flow at GD's times :math:`t_n = nh` with it.
       loss: the loss :math:`E` the flow was built from.
-      init: ``theta0 -> state``; may check the loss eagerly (e.g. holomorphy).
+      init: ``theta0 -> state``; may check the loss eagerly (e.g. holomorphy), and warns
+        (:class:`~gdflows.PrecisionWarning`) on single-precision ``theta0``.
       vector_field: ``(t, state) -> d state / dt``, pure and traceable.
       position: ``state -> theta``, the real parameters the state stands for.
     """
 
     name: str
+    lr: float
     loss: Callable[[jax.Array], jax.Array]
     init: Callable[[jax.Array], State]
     vector_field: Callable[[Any, State], State]
     position: Callable[[State], jax.Array]
 
 
-def parameter_flow(name: str, loss, field: Callable[[jax.Array], jax.Array]) -> Flow:
-    r"""A flow whose state is just :math:`\theta`: :math:`\dot\theta = F(\theta)`."""
+def precision_checked(name: str, init: Callable[[jax.Array], State]) -> Callable[[jax.Array], State]:
+    """``init`` that first warns (:class:`~gdflows.PrecisionWarning`) on a float32 or complex64 ``theta0``."""
+
+    @functools.wraps(init)
+    def checked(theta0):
+        warn_if_single_precision(theta0, f"the init of {name}")
+        return init(theta0)
+
+    return checked
+
+
+def bind(function: Callable, *args) -> Partial:
+    """``function`` with its leading ``args`` bound, as a pytree whose array arguments are leaves.
+
+    Flows build their fields this way (module-level functions; loss and options bound, the
+    learning rate as a 0-d array) rather than as closures: a new flow on the same loss then
+    reuses the solver's compilation, even with another learning rate.
+    """
+    return Partial(function, *args)
+
+
+def _autonomous(field, t, theta):
+    return field(theta)
+
+
+def _identity(theta):
+    return theta
+
+
+def first(state):
+    """The first component of a tuple state (the position of most flows with extra state)."""
+    return state[0]
+
+
+def parameter_flow(name: str, loss, field: Callable[[jax.Array], jax.Array], *, lr: float) -> Flow:
+    r"""A flow whose state is just :math:`\theta`: :math:`\dot\theta = F(\theta)`, for GD with learning rate ``lr``."""
     return Flow(
         name=name,
+        lr=lr,
         loss=loss,
-        init=lambda theta0: theta0,
-        vector_field=lambda t, theta: field(theta),
-        position=lambda theta: theta,
+        init=precision_checked(name, _identity),
+        vector_field=bind(_autonomous, field),
+        position=_identity,
     )

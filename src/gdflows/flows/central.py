@@ -47,26 +47,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from gdflows._checks import check_lr, check_positive_int, check_steps, check_theta0
-from gdflows.flows._base import Flow
-from gdflows.gd import Trajectory
+from gdflows._results import CentralRun
+from gdflows.errors import EigenTrackingError, NotSmoothError, SDCPError
+from gdflows.flows._base import Flow, precision_checked
 from gdflows.spectral import hessian, hvp
 
 # Elementwise primitives whose derivatives are discontinuous: a loss built from them (ReLU is
 # ``max(x, 0)``) has no third derivative where the central flow needs one. ``reduce_max`` (as in
 # a stabilised log-sum-exp) is not listed: there it only shifts the argument.
 _NONSMOOTH = frozenset({"max", "min", "abs", "sign", "floor", "ceil", "round", "clamp"})
-
-
-class NotSmoothError(ValueError):
-    """The central flow was asked of a loss without third derivatives (ReLU, abs, max, ...)."""
-
-
-class SDCPError(RuntimeError):
-    """The semidefinite complementarity problem was not solved to its tolerance."""
-
-
-class EigenTrackingError(RuntimeError):
-    """The tracked top eigenvectors stopped being eigenvectors (their residual grew too large)."""
 
 
 class CentralInfo(NamedTuple):
@@ -403,7 +392,14 @@ def central_flow(
         velocity, _ = _central_velocity(loss, _for_dimension(o, theta.shape[0]), theta, vectors, None)
         return (velocity, jnp.zeros_like(vectors))
 
-    return Flow(name="central flow", loss=loss, init=init, vector_field=vector_field, position=lambda s: s[0])
+    return Flow(
+        name="central flow",
+        lr=o.h,
+        loss=loss,
+        init=precision_checked("central flow", init),
+        vector_field=vector_field,
+        position=lambda s: s[0],
+    )
 
 
 central_flow.__doc__ = (
@@ -464,7 +460,7 @@ def central_flow_run(
     eig_max_iter: int = 200,
     check_smoothness: bool = True,
     vectors0=None,
-) -> Trajectory:
+) -> CentralRun:
     substeps = check_positive_int("substeps", substeps)
     o = _options(lr, k, tracked, spectrum, float(substeps), sdcp_tol, sdcp_max_iter, eig_tol, eig_max_iter)
     h = o.h
@@ -518,16 +514,18 @@ def central_flow_run(
             RuntimeWarning,
             stacklevel=2,
         )
-    info = {
-        "central": infos,
-        "hvps": int(hvps.sum()),
-        "third_derivative_products": steps * substeps * o.k * (o.k + 1) // 2,
-        "gradients": steps * substeps,
-        "sdcp_residual_max": float(sdcp_res.max(initial=0.0)),
-        "eig_residual_max": float(eig_res.max(initial=0.0)),
-        "substeps": substeps,
-    }
-    return Trajectory(h * np.arange(steps + 1), thetas, losses, None, info)
+    return CentralRun(
+        times=h * np.arange(steps + 1),
+        theta=thetas,
+        loss=losses,
+        diagnostics=infos,
+        hvps=int(hvps.sum()),
+        third_derivative_products=steps * substeps * o.k * (o.k + 1) // 2,
+        gradients=steps * substeps,
+        sdcp_residual_max=float(sdcp_res.max(initial=0.0)),
+        eig_residual_max=float(eig_res.max(initial=0.0)),
+        substeps=substeps,
+    )
 
 
 central_flow_run.__doc__ = (
@@ -544,7 +542,7 @@ central_flow_run.__doc__ = (
     + r"""      vectors0: starting guess ``(d, tracked)`` for the eigenvectors (default: random).
 
     Returns:
-      A :class:`~gdflows.gd.Trajectory` at :math:`t_n = nh`; ``info["central"]`` is the
+      A :class:`~gdflows.CentralRun` at :math:`t_n = nh`; its ``diagnostics`` are the
       :class:`CentralInfo` at :math:`\theta(t_n)`, :math:`n < N` (first substep of each GD step); also
       the counts of Hessian-vector products, third-derivative products and gradients, and the worst
       residuals.

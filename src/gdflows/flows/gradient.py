@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import jax
 
-from gdflows.flows._base import Flow, parameter_flow
+from gdflows._checks import check_lr
+from gdflows.flows._base import Flow, bind, parameter_flow
 
 
-def gradient_flow(loss) -> Flow:
+def gradient_flow(loss, *, lr: float) -> Flow:
     r"""Negative gradient flow :math:`\dot\theta = -\nabla E(\theta)`, the :math:`h \to 0` limit of GD.
 
     On :math:`E = \tfrac12\theta^\top A\theta` its solution is :math:`\theta(t) = e^{-tA}\theta_0`:
     no oscillation and no divergence, whatever the learning rate of the GD it is compared with.
+
+    Args:
+      loss: the loss :math:`E(\theta)`.
+      lr: the learning rate :math:`h` of the GD it is compared with. The field does not depend
+        on it, but the times it is read at do: :func:`gdflows.solve` returns it at :math:`t_n = nh`.
     """
-    grad = jax.grad(loss)
-    return parameter_flow("NGF", loss, lambda theta: -grad(theta))
+    h = check_lr(lr)
+    return parameter_flow("NGF", loss, bind(_negative_gradient, loss), lr=h)
+
+
+def _negative_gradient(loss, theta):
+    return -jax.grad(loss)(theta)

@@ -7,9 +7,10 @@ whose time-:math:`h` map agrees with one GD step to a given order in :math:`h`.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from gdflows._checks import check_lr
-from gdflows.flows._base import Flow, parameter_flow
+from gdflows.flows._base import Flow, bind, parameter_flow
 from gdflows.spectral import hvp, third_derivative_vv
 
 
@@ -34,15 +35,14 @@ def modified_flow(loss, *, lr: float, order: int = 1) -> Flow:
     h = check_lr(lr)
     if order not in (1, 2):
         raise ValueError(f"order must be 1 (IGR flow) or 2 (third-order flow), got order={order!r}.")
-    grad = jax.grad(loss)
+    return parameter_flow("IGR" if order == 1 else "MF3", loss, bind(_field, loss, jnp.asarray(h), order), lr=h)
 
-    def field(theta):
-        g = grad(theta)
-        hg = hvp(loss, theta, g)
-        velocity = g + 0.5 * h * hg
-        if order == 2:
-            h2g = hvp(loss, theta, hg)
-            velocity = velocity + h**2 * (h2g / 3.0 + third_derivative_vv(loss, theta, g) / 12.0)
-        return -velocity
 
-    return parameter_flow("IGR" if order == 1 else "MF3", loss, field)
+def _field(loss, h, order: int, theta):
+    g = jax.grad(loss)(theta)
+    hg = hvp(loss, theta, g)
+    velocity = g + 0.5 * h * hg
+    if order == 2:
+        h2g = hvp(loss, theta, hg)
+        velocity = velocity + h**2 * (h2g / 3.0 + third_derivative_vv(loss, theta, g) / 12.0)
+    return -velocity

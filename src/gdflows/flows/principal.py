@@ -23,8 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdflows._checks import NotHolomorphicError, check_lr, check_positive_int
-from gdflows.flows._base import Flow, parameter_flow
+from gdflows._checks import check_lr, check_positive_int
+from gdflows.errors import NotHolomorphicError
+from gdflows.flows._base import Flow, bind, first, parameter_flow, precision_checked
 from gdflows.spectral import hessian, hvp_operator, krylov_apply
 
 _SERIES_RADIUS = 1e-3  # below it, six series terms are exact to ~1e-19
@@ -204,11 +205,11 @@ def principal_flow(
         )
     holomorphic = space == "complex"
     if spectrum == "krylov":
-        field = _krylov_field(loss, h, holomorphic, krylov_dim, branch)
+        field = bind(_krylov_field, loss, jnp.asarray(h), holomorphic, krylov_dim, branch)
     else:
-        field = _dense_field(loss, h, holomorphic, branch)
+        field = bind(_dense_field, loss, jnp.asarray(h), holomorphic, branch)
     if not holomorphic:
-        return parameter_flow("PF (real part)", loss, field)
+        return parameter_flow("PF (real part)", loss, field, lr=h)
 
     checked = []  # the holomorphy test runs once per flow, at its first concrete initial point
 
@@ -218,45 +219,45 @@ def principal_flow(
             checked.append(True)
         return (theta0, jnp.zeros_like(theta0))
 
-    def complex_field(t, state):
-        velocity = field(jax.lax.complex(*state))
-        return (jnp.real(velocity), jnp.imag(velocity))
-
     name = "PF" if branch == "shifted" else "PF (principal log)"
-    return Flow(name=name, loss=loss, init=init, vector_field=complex_field, position=lambda state: state[0])
+    return Flow(
+        name=name,
+        lr=h,
+        loss=loss,
+        init=precision_checked(name, init),
+        vector_field=bind(_complex_field, field),
+        position=first,
+    )
 
 
-def _dense_field(loss, h: float, holomorphic: bool, branch: str = "shifted"):
-    r""":math:`x \mapsto c(hH(x))\nabla E(x)` from the dense Hessian: ``eigh`` on real parameters (with
+def _complex_field(field, t, state):
+    velocity = field(jax.lax.complex(*state))
+    return (jnp.real(velocity), jnp.imag(velocity))
+
+
+def _dense_field(loss, h, holomorphic: bool, branch: str, x):
+    r""":math:`c(hH(x))\nabla E(x)` from the dense Hessian: ``eigh`` on real parameters (with
     :math:`\operatorname{Re}c`), ``eig`` of the complex-symmetric :math:`H(z)` on complex ones."""
     grad = jax.grad(loss, holomorphic=holomorphic)
-
-    def field(x):
-        eps = float(jnp.finfo(x.real.dtype).eps)
-        H = hessian(loss, x, holomorphic=holomorphic)
-        if not holomorphic:
-            eigenvalues, vectors = jnp.linalg.eigh(H)
-            coefficient = jnp.real(_coefficient(h * eigenvalues, eps))
-            return vectors @ (coefficient * (vectors.T @ grad(x)))
-        eigenvalues, vectors = jnp.linalg.eig(H)
-        return vectors @ (_coefficient(h * eigenvalues, eps, branch) * jnp.linalg.solve(vectors, grad(x)))
-
-    return field
+    eps = float(jnp.finfo(x.real.dtype).eps)
+    H = hessian(loss, x, holomorphic=holomorphic)
+    if not holomorphic:
+        eigenvalues, vectors = jnp.linalg.eigh(H)
+        coefficient = jnp.real(_coefficient(h * eigenvalues, eps))
+        return vectors @ (coefficient * (vectors.T @ grad(x)))
+    eigenvalues, vectors = jnp.linalg.eig(H)
+    return vectors @ (_coefficient(h * eigenvalues, eps, branch) * jnp.linalg.solve(vectors, grad(x)))
 
 
-def _krylov_field(loss, h: float, holomorphic: bool, krylov_dim: int, branch: str = "shifted"):
-    r""":math:`x \mapsto c(hH(x))\nabla E(x)` by Lanczos on Hessian-vector products (see :func:`principal_flow`)."""
+def _krylov_field(loss, h, holomorphic: bool, krylov_dim: int, branch: str, x):
+    r""":math:`c(hH(x))\nabla E(x)` by Lanczos on Hessian-vector products (see :func:`principal_flow`)."""
     grad = jax.grad(loss, holomorphic=holomorphic)
-
-    def field(x):
-        eps = float(jnp.finfo(x.real.dtype).eps)
-        if holomorphic:
-            coefficient = lambda lam: _coefficient(h * lam, eps, branch)  # noqa: E731
-        else:
-            coefficient = lambda lam: jnp.real(_coefficient(h * lam, eps))  # noqa: E731
-        operator = hvp_operator(loss, x, holomorphic=holomorphic)
-        m = min(krylov_dim, x.shape[0])
-        velocity = krylov_apply(operator, grad(x), coefficient, m, symmetric="complex" if holomorphic else "real")
-        return velocity if holomorphic else velocity.real
-
-    return field
+    eps = float(jnp.finfo(x.real.dtype).eps)
+    if holomorphic:
+        coefficient = lambda lam: _coefficient(h * lam, eps, branch)  # noqa: E731
+    else:
+        coefficient = lambda lam: jnp.real(_coefficient(h * lam, eps))  # noqa: E731
+    operator = hvp_operator(loss, x, holomorphic=holomorphic)
+    m = min(krylov_dim, x.shape[0])
+    velocity = krylov_apply(operator, grad(x), coefficient, m, symmetric="complex" if holomorphic else "real")
+    return velocity if holomorphic else velocity.real

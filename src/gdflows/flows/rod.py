@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from gdflows._checks import check_lr
-from gdflows.flows._base import Flow
+from gdflows.flows._base import Flow, bind, first, precision_checked
 
 
 def rod_flow(loss, *, lr: float) -> Flow:
@@ -64,18 +64,25 @@ def rod_flow(loss, *, lr: float) -> Flow:
       True
     """
     h = check_lr(lr)
-    grad = jax.grad(loss)
 
     def init(theta0):
-        half_step = 0.5 * h * grad(theta0)
+        half_step = 0.5 * h * jax.grad(loss)(theta0)
         return (theta0 - half_step, half_step)
 
-    def vector_field(t, state):
-        c, delta = state
-        plus, minus = grad(c + delta), grad(c - delta)
-        return (-0.5 * (plus + minus), 0.5 * plus - delta / h)
+    return Flow(
+        name="rod flow",
+        lr=h,
+        loss=loss,
+        init=precision_checked("rod flow", init),
+        vector_field=bind(_rod_field, loss, jnp.asarray(h)),
+        position=first,
+    )
 
-    return Flow(name="rod flow", loss=loss, init=init, vector_field=vector_field, position=lambda state: state[0])
+
+def _rod_field(loss, h, t, state):
+    c, delta = state
+    plus, minus = jax.grad(loss)(c + delta), jax.grad(loss)(c - delta)
+    return (-0.5 * (plus + minus), 0.5 * plus - delta / h)
 
 
 def rod_ends(state) -> tuple[jax.Array, jax.Array]:

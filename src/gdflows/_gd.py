@@ -9,42 +9,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdflows._checks import DivergenceWarning, check_lr, check_positive_int, check_steps, check_theta0
+from gdflows._checks import check_lr, check_positive_int, check_steps, check_theta0
+from gdflows._results import GDRun, GDScan, SharpnessRun
+from gdflows.errors import DivergenceWarning
 
 Loss = Callable[[jax.Array], jax.Array]
-
-
-class Trajectory(NamedTuple):
-    """Parameters and loss at the times :math:`t_n = nh` of a GD run or a flow.
-
-    If the run left the region where the loss is finite, the arrays stop at the
-    last finite entry and ``stopped_at`` holds the time of the first non-finite one.
-    """
-
-    t: np.ndarray  # (n+1,) times t_n = n h
-    theta: np.ndarray  # (n+1, d) parameters at t_n
-    loss: np.ndarray  # (n+1,) loss at t_n
-    stopped_at: float | None = None  # time of the first non-finite value, if any
-    info: dict | None = None  # solver statistics for flows; None for GD
-
-    @property
-    def diverged(self) -> bool:
-        """Whether the run stopped at a non-finite value."""
-        return self.stopped_at is not None
-
-
-class GDScan(NamedTuple):
-    """Raw output of :func:`gd_scan`: fixed-length arrays, safe under ``vmap``."""
-
-    theta: jax.Array  # (steps+1, d); frozen at the last finite iterate after a divergence
-    loss: jax.Array  # (steps+1,); +inf from the first non-finite step on
-    finite_steps: jax.Array  # number of steps completed with a finite loss and iterate
 
 
 def _guarded_step(loss: Loss, lr: float):
@@ -89,7 +63,7 @@ def gd_scan(loss: Loss, theta0: jax.Array, lr: float, steps: int) -> GDScan:
 _gd_scan_jit = jax.jit(gd_scan, static_argnums=(0, 3))
 
 
-def gd(loss: Loss, theta0, *, lr: float, steps: int) -> Trajectory:
+def gd(loss: Loss, theta0, *, lr: float, steps: int) -> GDRun:
     r"""Run gradient descent :math:`\theta_{n+1} = \theta_n - h\nabla E(\theta_n)`.
 
     Args:
@@ -99,12 +73,12 @@ def gd(loss: Loss, theta0, *, lr: float, steps: int) -> Trajectory:
       steps: number of steps :math:`N \ge 0`.
 
     Returns:
-      A :class:`Trajectory` with ``theta[n]`` :math:`= \theta_n` and
-      ``loss[n]`` :math:`= E(\theta_n)` at ``t[n]`` :math:`= nh`. A run whose loss
+      A :class:`~gdflows.GDRun` with ``theta[n]`` :math:`= \theta_n` and
+      ``loss[n]`` :math:`= E(\theta_n)` at ``times[n]`` :math:`= nh`. A run whose loss
       or iterate becomes non-finite stops there: the arrays hold the finite part,
       ``stopped_at`` the time of the first non-finite value, and a
       :class:`DivergenceWarning` names the step. A divergence is data to plot, not
-      an error.
+      an error. Float32 input draws a :class:`~gdflows.PrecisionWarning`.
 
     Example:
       >>> import jax.numpy as jnp
@@ -114,13 +88,13 @@ def gd(loss: Loss, theta0, *, lr: float, steps: int) -> Trajectory:
     """
     lr = check_lr(lr)
     steps = check_steps(steps)
-    theta0 = check_theta0(theta0)
+    theta0 = check_theta0(theta0, entry="gd")
     out = _gd_scan_jit(loss, theta0, lr, steps)
     theta, losses = np.asarray(out.theta), np.asarray(out.loss)
     t = lr * np.arange(steps + 1)
     finite = np.isfinite(losses) & np.all(np.isfinite(theta), axis=1)
     if finite.all():
-        return Trajectory(t, theta, losses)
+        return GDRun(t, theta, losses)
     first_bad = int(np.argmin(finite))
     warnings.warn(
         f"GD with lr={lr} produced a non-finite loss at step {first_bad} (t = {t[first_bad]:.6g}); "
@@ -128,27 +102,7 @@ def gd(loss: Loss, theta0, *, lr: float, steps: int) -> Trajectory:
         DivergenceWarning,
         stacklevel=2,
     )
-    return Trajectory(t[:first_bad], theta[:first_bad], losses[:first_bad], stopped_at=float(t[first_bad]))
-
-
-class SharpnessRun(NamedTuple):
-    """A GD run with the top Hessian eigenvalues tracked every ``every`` steps (:func:`gd_with_sharpness`)."""
-
-    t: np.ndarray  # (steps+1,) times t_n = n h
-    loss: np.ndarray  # (steps+1,) loss at every step; +inf from the first non-finite one
-    tracked_steps: np.ndarray  # (K,) the steps 0, every, 2 every, ... at which the spectrum was computed
-    eigenvalues: np.ndarray  # (K, top) largest Hessian eigenvalues there, descending
-    residuals: np.ndarray  # (K, top) Lanczos residuals ||H u - lambda u|| of those pairs
-    top_vector: np.ndarray  # (K, d) unit eigenvector of the largest eigenvalue
-    theta: np.ndarray  # (K, d) parameters at the tracked steps (the checkpoints)
-    final_theta: np.ndarray  # (d,) parameters after the last step
-    matvecs_per_track: int  # Hessian-vector products per spectrum (Lanczos steps + residuals)
-    stopped_at: float | None = None  # time of the first non-finite value, if any
-
-    @property
-    def sharpness(self) -> np.ndarray:
-        """The largest eigenvalue at each tracked step."""
-        return self.eigenvalues[:, 0]
+    return GDRun(t[:first_bad], theta[:first_bad], losses[:first_bad], stopped_at=float(t[first_bad]))
 
 
 def _gd_sharpness_scan(loss, theta0, lr, steps, every, top, krylov_dim, seed):
@@ -223,7 +177,7 @@ def gd_with_sharpness(
       seed: seed of the random part of the start vector.
 
     Returns:
-      A :class:`SharpnessRun`: the loss at every step; eigenvalues, residuals, top eigenvector and
+      A :class:`~gdflows.SharpnessRun`: the loss at every step; eigenvalues, residuals, top eigenvector and
       parameters at the tracked steps. A run that becomes non-finite freezes there (its loss is
       ``inf`` afterwards), ``stopped_at`` names the time and a :class:`DivergenceWarning` is issued.
     """

@@ -1,0 +1,122 @@
+r"""The typed results of the library's entry points: one type per entry point, every field named.
+
+Shapes: :math:`N` GD steps, :math:`d` parameters, :math:`K` tracked steps, :math:`S` save times
+(:math:`S = N + 1` unless ``saves_per_step > 1`` or the run stopped early).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import jax
+import numpy as np
+
+if TYPE_CHECKING:
+    from gdflows.flows.central import CentralInfo
+
+
+class GDRun(NamedTuple):
+    """A GD run read at the times :math:`t_n = nh` (:func:`gdflows.gd`).
+
+    If the loss or iterate became non-finite, the arrays stop at the last finite step and
+    ``stopped_at`` is the time of the first non-finite one.
+    """
+
+    times: np.ndarray  # (N+1,) t_n = n h
+    theta: np.ndarray  # (N+1, d) iterates theta_n
+    loss: np.ndarray  # (N+1,) E(theta_n)
+    stopped_at: float | None = None  # time of the first non-finite value; None if the run finished
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the run stopped at a non-finite value."""
+        return self.stopped_at is not None
+
+
+class GDScan(NamedTuple):
+    """Raw output of :func:`gdflows.gd_scan`: fixed-length arrays, safe under ``vmap``."""
+
+    theta: jax.Array  # (N+1, d); frozen at the last finite iterate after a divergence
+    loss: jax.Array  # (N+1,); +inf from the first non-finite step on
+    finite_steps: jax.Array  # () number of steps completed with a finite loss and iterate
+
+
+class SharpnessRun(NamedTuple):
+    """A GD run with the top Hessian eigenvalues tracked every ``every`` steps (:func:`gdflows.gd_with_sharpness`)."""
+
+    times: np.ndarray  # (N+1,) t_n = n h
+    loss: np.ndarray  # (N+1,) loss at every step; +inf from the first non-finite one
+    tracked_steps: np.ndarray  # (K,) the steps 0, every, 2 every, ... at which the spectrum was computed
+    eigenvalues: np.ndarray  # (K, top) largest Hessian eigenvalues there, descending
+    residuals: np.ndarray  # (K, top) Lanczos residuals ||H u - lambda u|| of those pairs
+    top_vector: np.ndarray  # (K, d) unit eigenvector of the largest eigenvalue
+    theta: np.ndarray  # (K, d) parameters at the tracked steps (the checkpoints)
+    final_theta: np.ndarray  # (d,) parameters after the last step
+    matvecs_per_track: int  # Hessian-vector products per spectrum (Lanczos steps + residuals)
+    stopped_at: float | None = None  # time of the first non-finite value, if any
+
+    @property
+    def sharpness(self) -> np.ndarray:
+        """The largest eigenvalue at each tracked step, shape ``(K,)``."""
+        return self.eigenvalues[:, 0]
+
+
+class SolverStats(NamedTuple):
+    """What an integration cost."""
+
+    accepted_steps: int  # steps taken (all of them for a fixed-step scheme)
+    rejected_steps: int  # steps rejected by the error control (0 for a fixed-step scheme)
+    vector_field_evaluations: int  # exact without rejected steps, else short by at most rejected_steps
+
+
+class Solution(NamedTuple):
+    r"""A flow integrated by :func:`gdflows.solve`, read at its save times (GD's times :math:`t_n = nh`).
+
+    If the flow blew up, left the region where the loss is finite or exhausted the solver's step
+    budget, the arrays stop at the last finite save time, ``stopped_at`` is the first lost one and
+    ``stop_reason`` says why.
+    """
+
+    times: np.ndarray  # (S,) save times; GD's times are times[::saves_per_step]
+    theta: np.ndarray  # (S, d) the flow's position (parameters) at those times
+    loss: np.ndarray  # (S,) E(theta) there
+    state: Any  # the flow's full state there: a pytree of arrays with leading axis S (e.g. (Re z, Im z))
+    stats: SolverStats  # steps and vector-field evaluations the solve took
+    solver: str  # the solver's name, e.g. "dopri8" or "euler"
+    rtol: float | None  # relative tolerance of the step control; None for a fixed-step scheme
+    atol: float | None  # absolute tolerance of the step control; None for a fixed-step scheme
+    dt: float | None  # the fixed step h/m of "euler" or "rk4"; None for an adaptive solver
+    stopped_at: float | None = None  # time of the first save time not reached; None if the solve finished
+    stop_reason: str | None = None  # why it stopped (diffrax's message, or a non-finite state)
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the solve stopped before its last save time."""
+        return self.stopped_at is not None
+
+
+class FlowScan(NamedTuple):
+    """Raw output of :func:`gdflows.solve_scan`: fixed-length arrays, safe under ``jit`` and ``vmap``."""
+
+    theta: jax.Array  # (S, d) positions at the save times; non-finite after a failure
+    loss: jax.Array  # (S,) E(theta) there
+    state: Any  # the flow's state there: a pytree of arrays with leading axis S
+    successful: jax.Array  # () bool: whether diffrax reported success
+    accepted_steps: jax.Array  # () int: steps taken
+    rejected_steps: jax.Array  # () int: steps rejected by the error control
+    result: Any  # diffrax's RESULTS code of the solve (its message says why a failed solve stopped)
+
+
+class CentralRun(NamedTuple):
+    r"""The central flow by forward Euler substeps (:func:`gdflows.central_flow_run`), at :math:`t_n = nh`."""
+
+    times: np.ndarray  # (N+1,) t_n = n h
+    theta: np.ndarray  # (N+1, d) the central flow's theta(t_n)
+    loss: np.ndarray  # (N+1,) E(theta(t_n))
+    diagnostics: CentralInfo  # CentralInfo batched over n < N (leading axis N), at the first substep of each step
+    hvps: int  # Hessian-vector products spent on eigenpairs, in all
+    third_derivative_products: int  # N * substeps * k(k+1)/2
+    gradients: int  # N * substeps
+    sdcp_residual_max: float  # worst relative KKT residual of the SDCP over the run
+    eig_residual_max: float  # worst relative eigen-residual over the run
+    substeps: int  # Euler substeps per GD step

@@ -1,0 +1,348 @@
+r"""Integrate any :class:`~gdflows.flows.Flow` with diffrax and read it at GD's times :math:`t_n = nh`.
+
+By default the solver is adaptive and error-controlled (an explicit Runge–Kutta pair with a
+PID step-size controller): its local error per step is kept below
+``atol + rtol * |state|``, so the flow is resolved to the tolerance asked for, and
+the flow-versus-GD error that a notebook reports is the model's, not the solver's.
+
+The fixed-step schemes ``"euler"`` and ``"rk4"`` take ``fixed_steps_per_gd_step`` equal steps
+of size :math:`h/k` per GD step instead, with no error control. They are there to study how a
+flow behaves under a plain discretisation (for instance one that steps across a discontinuity
+of the vector field where an adaptive solver stops); their error has to be judged by halving
+the step, not read off a tolerance.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import ClassVar
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gdflows._checks import check_finite_scalar, check_lr, check_positive_int, check_steps, check_theta0
+from gdflows._results import FlowScan, Solution, SolverStats
+from gdflows.errors import DivergenceWarning, PrecisionWarning
+from gdflows.flows import Flow
+
+
+class _RK4(diffrax.AbstractERK):
+    """The classical fourth-order Runge–Kutta method, for fixed steps (diffrax has no such class).
+
+    Its error estimate is zero, so it must be run with fixed steps (``diffrax.StepTo``); dense
+    output is the third-order Hermite interpolant, as for diffrax's other explicit methods.
+    """
+
+    tableau: ClassVar[diffrax.ButcherTableau] = diffrax.ButcherTableau(
+        c=np.array([0.5, 0.5, 1.0]),
+        b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+        b_error=np.zeros(4),
+        a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
+    )
+    interpolation_cls: ClassVar[Callable] = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+
+    def order(self, terms):
+        del terms
+        return 4
+
+
+# The adaptive solvers offered, with their new vector-field evaluations per attempted step
+# (first-same-as-last pairs such as Tsit5 and Dopri5 reuse the last stage of an accepted step).
+SOLVERS = {
+    "tsit5": (diffrax.Tsit5, 6),
+    "dopri5": (diffrax.Dopri5, 6),
+    "dopri8": (diffrax.Dopri8, 13),
+}
+# The fixed-step schemes, with their vector-field evaluations per step (none is first-same-as-last).
+FIXED_STEP_SOLVERS = {
+    "euler": (diffrax.Euler, 1),
+    "rk4": (_RK4, 4),
+}
+
+
+def _evaluations(solver_name: str, attempted: int) -> int:  # adaptive solvers only
+    """Vector-field evaluations of a solve: the stages of every attempted step, plus one at ``t0``.
+
+    Exact for a solve without rejected steps; after a rejected step a first-same-as-last pair
+    sometimes pays one evaluation more, so then it is a lower bound short by at most the number
+    of rejected steps (both checked against a counter inside the compiled solve in the tests).
+    """
+    return SOLVERS[solver_name][1] * attempted + 1
+
+
+def _describe(result) -> str:
+    """diffrax's message for a failed solve (its text sits between angle brackets in ``str``)."""
+    text = str(result)
+    return text[text.find("<") + 1 : text.rfind(">")] if "<" in text else text
+
+
+@eqx.filter_jit
+def _integrate(
+    vector_field,
+    position,
+    loss,
+    state0,
+    *,
+    ts: jax.Array,
+    rtol: float,
+    atol: float,
+    solver_name: str,
+    max_steps: int,
+    saves_per_step: int = 1,
+    substeps: int | None = None,
+) -> FlowScan:
+    """The jittable core of :func:`solve` and :func:`solve_scan`: a diffrax solve saved at ``ts``.
+
+    It takes the flow's three traced functions, not the :class:`Flow` itself, so that the flow's
+    name and learning rate (static Python values) are not part of the compilation cache key.
+    Adaptive solvers (``SOLVERS``) are made to step onto every ``saves_per_step``-th save time
+    (GD's times), so the values compared with GD are the solver's own, not interpolated between
+    steps. A fixed-step scheme (``FIXED_STEP_SOLVERS``, with ``substeps`` given) takes exactly
+    ``substeps`` equal steps between consecutive save times, so it steps onto every save time;
+    ``rtol``, ``atol`` and ``max_steps`` are then unused. Never raises on failure: entries after
+    a failure are non-finite and ``successful`` is False. Safe under ``vmap`` over ``state0``.
+    """
+    term = diffrax.ODETerm(lambda t, y, args: vector_field(t, y))
+    if substeps is None:
+        solver = SOLVERS[solver_name][0]()
+        controller = diffrax.PIDController(rtol=rtol, atol=atol, step_ts=ts[::saves_per_step])
+    else:
+        solver = FIXED_STEP_SOLVERS[solver_name][0]()
+        fractions = jnp.arange(substeps, dtype=ts.dtype) / substeps
+        grid = (ts[:-1, None] + (ts[1:] - ts[:-1])[:, None] * fractions).ravel()
+        controller = diffrax.StepTo(ts=jnp.concatenate([grid, ts[-1:]]))
+        max_steps = grid.shape[0]
+    solution = diffrax.diffeqsolve(
+        term,
+        solver,
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=state0,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=controller,
+        max_steps=max_steps,
+        throw=False,
+    )
+    positions = jax.vmap(position)(solution.ys)
+    losses = jax.vmap(loss)(positions)
+    return FlowScan(
+        theta=positions,
+        loss=losses,
+        state=solution.ys,
+        successful=solution.result == diffrax.RESULTS.successful,
+        accepted_steps=solution.stats["num_accepted_steps"],
+        rejected_steps=solution.stats["num_rejected_steps"],
+        result=solution.result,
+    )
+
+
+def _check_solver(solver: str, fixed_steps: int | None, fixed_name: str) -> None:
+    """Raise unless ``solver`` is known and ``fixed_steps`` (named ``fixed_name``) is given just for fixed-step ones."""
+    if solver not in SOLVERS and solver not in FIXED_STEP_SOLVERS:
+        raise ValueError(
+            f"solver must be one of {sorted(SOLVERS) + sorted(FIXED_STEP_SOLVERS)}, got solver={solver!r}."
+        )
+    if solver in FIXED_STEP_SOLVERS and fixed_steps is None:
+        raise ValueError(
+            f"solver={solver!r} takes fixed steps and needs {fixed_name}, the number of equal steps; "
+            f"pass e.g. {fixed_name}=200."
+        )
+    if solver in SOLVERS and fixed_steps is not None:
+        raise ValueError(
+            f"{fixed_name} is only for the fixed-step solvers {sorted(FIXED_STEP_SOLVERS)}, got "
+            f"{fixed_name}={fixed_steps!r} with the adaptive solver={solver!r}."
+        )
+
+
+def solve_scan(
+    flow: Flow,
+    state0,
+    *,
+    ts: jax.Array,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    solver: str = "dopri8",
+    max_steps: int = 100_000,
+    fixed_steps_per_interval: int | None = None,
+) -> FlowScan:
+    r"""Integrate ``flow`` from the state ``state0`` and save it at ``ts``: the jit- and vmap-friendly :func:`solve`.
+
+    What :func:`gd_scan` is to :func:`gd`: no checks of the result, no warnings, fixed-length
+    arrays, so it can be mapped over a batch of starts (``jax.vmap(lambda s: solve_scan(flow, s,
+    ts=ts).theta[-1])(jax.vmap(flow.init)(starts))``). Adaptive solvers step onto every time in
+    ``ts``; the fixed-step ones take ``fixed_steps_per_interval`` equal steps between consecutive
+    times of ``ts``.
+
+    Args:
+      flow: any :class:`~gdflows.flows.Flow`.
+      state0: the initial state, ``flow.init(theta0)``.
+      ts: increasing save times, shape ``(S,)``, starting at the initial time.
+      rtol, atol, solver, max_steps: as for :func:`solve`.
+      fixed_steps_per_interval: for ``"euler"`` and ``"rk4"`` only: equal steps between
+        consecutive save times.
+
+    Returns:
+      A :class:`~gdflows.FlowScan`; entries after a failed solve are non-finite and
+      ``successful`` is False.
+    """
+    _check_solver(solver, fixed_steps_per_interval, "fixed_steps_per_interval")
+    if fixed_steps_per_interval is not None:
+        fixed_steps_per_interval = check_positive_int("fixed_steps_per_interval", fixed_steps_per_interval)
+    return _integrate(
+        flow.vector_field,
+        flow.position,
+        flow.loss,
+        state0,
+        ts=jnp.asarray(ts),
+        rtol=rtol,
+        atol=atol,
+        solver_name=solver,
+        max_steps=max_steps,
+        substeps=fixed_steps_per_interval,
+    )
+
+
+def _check_lr_matches(flow: Flow, lr) -> float:
+    """The flow's learning rate; an explicit ``lr`` must agree with it."""
+    h = check_lr(flow.lr)
+    if lr is not None and check_lr(lr) != h:
+        raise ValueError(
+            f"lr={lr!r} disagrees with the learning rate the flow was built with, flow.lr={flow.lr!r} "
+            f"({flow.name}); solve reads flow.lr, so drop lr=, or build the flow with lr={lr!r}."
+        )
+    return h
+
+
+def solve(
+    flow: Flow,
+    theta0,
+    *,
+    steps: int,
+    lr: float | None = None,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    solver: str = "dopri8",
+    max_steps: int = 100_000,
+    saves_per_step: int = 1,
+    fixed_steps_per_gd_step: int | None = None,
+) -> Solution:
+    r"""Integrate ``flow`` from ``theta0`` and return it at :math:`t_n = nh`, :math:`n = 0, \dots, N`.
+
+    Args:
+      flow: any :class:`~gdflows.flows.Flow`; its ``lr`` is the learning rate :math:`h` of the GD
+        compared with, which sets the save times.
+      theta0: initial parameters :math:`\theta(0)`, a 1-D float array (float64 for the tight
+        tolerances; float32 draws a :class:`~gdflows.PrecisionWarning`).
+      steps: number of GD steps :math:`N` to cover, :math:`t \in [0, Nh]`.
+      lr: optional, only as a check: if given it must equal ``flow.lr`` (else ValueError).
+      rtol, atol: the local error tolerances of the adaptive step-size controller (unused, and
+        recorded as None, by the fixed-step schemes).
+      solver: adaptive: ``"dopri8"`` (default: an 8th-order pair, the cheapest at the tight
+        tolerances used to compare flows with GD), ``"tsit5"`` or ``"dopri5"`` (cheaper at loose
+        tolerances); fixed-step: ``"euler"`` (explicit Euler, order 1) or ``"rk4"`` (classical
+        Runge–Kutta, order 4), which need ``fixed_steps_per_gd_step``.
+      max_steps: bound on the adaptive solver's steps; a flow that needs more (blow-up,
+        stiffness) is stopped and reported. A fixed-step scheme always takes
+        ``steps * fixed_steps_per_gd_step`` steps.
+      saves_per_step: save ``k`` equally spaced points per GD step (``k > 1`` for smooth
+        plots); the GD times are then ``times[::k]``.
+      fixed_steps_per_gd_step: for ``"euler"`` and ``"rk4"`` only, the number ``m`` of equal
+        steps :math:`dt = h/m` per GD step; a multiple of ``saves_per_step``, so that every save
+        time is a step time. There is no error control: check convergence by changing ``m``.
+
+    Returns:
+      A :class:`~gdflows.Solution`: times, positions, losses and full flow states at the save
+      times, the :class:`~gdflows.SolverStats`, the solver and its tolerances (or fixed step). If
+      the flow blows up, leaves the region where the loss is finite or exhausts ``max_steps``,
+      the arrays stop at the last finite entry, ``stopped_at`` is the time of the first lost one,
+      ``stop_reason`` says why and a :class:`~gdflows.DivergenceWarning` says so.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, gdflows as gf
+      >>> jax.config.update("jax_enable_x64", True)
+      >>> loss = lambda th: 0.5 * jnp.sum(jnp.array([3.0, 1.0]) * th**2)
+      >>> sol = gf.solve(gf.principal_flow(loss, lr=0.5), jnp.array([1.0, 1.0]), steps=2)
+      >>> [round(float(v), 9) for v in sol.theta[:, 0]]  # GD's iterates (1 - 0.5 * 3)^n
+      [1.0, -0.5, 0.25]
+    """
+    h = _check_lr_matches(flow, lr)
+    steps = check_steps(steps)
+    theta0 = check_theta0(theta0, entry="solve")
+    rtol = check_finite_scalar("rtol", rtol)
+    atol = check_finite_scalar("atol", atol)
+    _check_solver(solver, fixed_steps_per_gd_step, "fixed_steps_per_gd_step")
+    saves_per_step = check_positive_int("saves_per_step", saves_per_step)
+    fixed = solver in FIXED_STEP_SOLVERS
+    substeps = None
+    if fixed:
+        fixed_steps_per_gd_step = check_positive_int("fixed_steps_per_gd_step", fixed_steps_per_gd_step)
+        if fixed_steps_per_gd_step % saves_per_step:
+            raise ValueError(
+                f"fixed_steps_per_gd_step must be a multiple of saves_per_step so that every save time is a "
+                f"step time, got fixed_steps_per_gd_step={fixed_steps_per_gd_step} and saves_per_step={saves_per_step}."
+            )
+        substeps = fixed_steps_per_gd_step // saves_per_step
+    ts = (h / saves_per_step) * jnp.arange(steps * saves_per_step + 1, dtype=theta0.dtype)
+    with warnings.catch_warnings():  # solve has warned already: once per call
+        warnings.simplefilter("ignore", PrecisionWarning)
+        state0 = flow.init(theta0)
+    settings = dict(
+        solver=solver,
+        rtol=None if fixed else rtol,
+        atol=None if fixed else atol,
+        dt=h / fixed_steps_per_gd_step if fixed else None,
+    )
+    if steps == 0:
+        loss0 = np.asarray(flow.loss(theta0))[None]
+        state = jax.tree.map(lambda leaf: jnp.asarray(leaf)[None], state0)
+        return Solution(np.asarray(ts), np.asarray(theta0)[None], loss0, state, SolverStats(0, 0, 0), **settings)
+
+    out = _integrate(
+        flow.vector_field,
+        flow.position,
+        flow.loss,
+        state0,
+        ts=ts,
+        rtol=rtol,
+        atol=atol,
+        solver_name=solver,
+        max_steps=max_steps,
+        saves_per_step=saves_per_step,
+        substeps=substeps,
+    )
+    positions, losses = np.asarray(out.theta), np.asarray(out.loss)
+    accepted, rejected = int(out.accepted_steps), int(out.rejected_steps)
+    if fixed:
+        stats = SolverStats(accepted, 0, FIXED_STEP_SOLVERS[solver][1] * accepted)
+    else:
+        stats = SolverStats(accepted, rejected, _evaluations(solver, accepted + rejected))
+    t = np.asarray(ts)
+    finite = np.isfinite(losses) & np.all(np.isfinite(positions), axis=1)
+    successful = bool(out.successful)
+    if successful and finite.all():
+        return Solution(t, positions, losses, out.state, stats, **settings)
+    first_bad = int(np.argmin(finite)) if not finite.all() else len(t) - 1
+    reason = _describe(out.result) if not successful else "the state became non-finite"
+    warnings.warn(
+        f"{flow.name} stopped before t = {t[first_bad]:.6g} (GD step {t[first_bad] / h:.4g}): {reason} "
+        "(a flow that blows up, or leaves the region where the loss is finite, ends this way); "
+        f"the trajectory up to t = {t[first_bad - 1] if first_bad else 0.0:.6g} is returned.",
+        DivergenceWarning,
+        stacklevel=2,
+    )
+    state = jax.tree.map(lambda leaf: leaf[:first_bad], out.state)
+    return Solution(
+        t[:first_bad],
+        positions[:first_bad],
+        losses[:first_bad],
+        state,
+        stats,
+        **settings,
+        stopped_at=float(t[first_bad]),
+        stop_reason=reason,
+    )
