@@ -29,26 +29,24 @@ compilation) is stored separately in the JSON, with the minimum and maximum over
 
 from __future__ import annotations
 
-import os
 import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as in benchmarks/run.py: steadier LAPACK timings
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import matplotlib  # noqa: E402
+import jax
+import jax.numpy as jnp
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from _common import ROOT, parse_args, progress_printer, timed, write_results  # noqa: E402
-from flax import nnx  # noqa: E402
+import matplotlib.pyplot as plt
+from flax import nnx
 
-import gdflows as gf  # noqa: E402  (importing gdflows enables float64)
-from gdflows.data import load  # noqa: E402
-from gdflows.gd import _gd_sharpness_jit, gd_scan  # noqa: E402
-from gdflows.models import MLP, flatten  # noqa: E402
-from gdflows.plotting import save_figure, use_style  # noqa: E402
-from gdflows.provenance import provenance  # noqa: E402
+import gdflows as gf  # importing gdflows enables float64
+from gdflows.data import load
+from gdflows.gd import _gd_sharpness_jit, gd_scan
+from gdflows.models import MLP, flatten
+from gdflows_book.benchmarks import parse_args, write_results
+from gdflows_book.figures import save_figure, use_style
+from gdflows_book.provenance import provenance
+from gdflows_book.timing import progress_printer, timed
 
 SETTINGS = {
     "full": {
@@ -159,7 +157,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(results: dict):
+def figure(results: dict, build_dir):
     use_style()
     fig, (err_ax, cost_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
     rows = results["krylov_error"]["rows"]
@@ -179,7 +177,7 @@ def figure(results: dict):
     cost_ax.set(xlabel="parameters d", ylabel="seconds per evaluation", title="cost of one PF evaluation")
     cost_ax.legend()
     fig.tight_layout()
-    save_figure(fig, "benchmark_networks")
+    save_figure(fig, "benchmark_networks", build_dir)
     plt.close(fig)
 
 
@@ -189,7 +187,6 @@ def main(argv: list[str] | None = None) -> int:
         description="Benchmark the principal flow on networks.",
         quick="fewer sizes, dimensions and repeats (for CI)",
     )
-    os.environ["GDFLOWS_BUILD_DIR"] = str(args.build_dir.resolve())
     mode = "quick" if args.quick else "full"
     settings = SETTINGS[mode]
     started = time.perf_counter()
@@ -203,10 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     results["provenance"] = provenance(
         {"mode": mode, **settings, "n_train": N_TRAIN, "lr": LR, "krylov_cost_dim": KRYLOV_COST_DIM},
         seconds=time.perf_counter() - started,
-        root=ROOT,
     )
     path = write_results(args.build_dir, "networks", results, markdown(results))
-    figure(results)
+    figure(results, args.build_dir)
     progress(f"wrote {path} in {time.perf_counter() - started:.1f} s")
     return 0
 
