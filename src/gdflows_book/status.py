@@ -67,7 +67,7 @@ def write(root: Path, build: Path) -> Path:
         status = row["status"] + (f" ({row['error']})" if row.get("error") else "")
         lines.append(
             f"| {_page(row, build)} | {row['mode'] or ''} | {' '.join(status.replace('|', '/').split())} | {seconds} | "
-            f"`{row.get('git_revision') or ''}` | {row.get('finished_utc') or ''} | "
+            f"{'`' + row['git_revision'] + '`' if row.get('git_revision') else ''} | {row.get('finished_utc') or ''} | "
             f"{'yes' if row.get('cached') else 'no'} | {'yes' if row['current'] else '**no**'} | {hashes} |"
         )
     total = sum(row.get("run_time_s") or 0 for row in rows)
