@@ -7,6 +7,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BUILD ?= build
 
 .PHONY: setup book reproduce smoke html test lint chromium clean
 
@@ -24,18 +25,18 @@ chromium:
 
 ## The main job: every notebook at paper settings, the benchmarks, then the book.
 book: setup
-	$(BIN)/python -m gdflows reproduce
-	$(BIN)/python -m gdflows book
+	$(BIN)/python -m gdflows_book reproduce --build-dir $(BUILD)
+	$(BIN)/python -m gdflows_book book --build-dir $(BUILD)
 
-## Execute notebooks only (NAMES="F1 F2" for some of them).
+## Execute notebooks only (NAMES="F1 F2" for some of them; BUILD=dir for another build tree).
 reproduce: setup
-	$(BIN)/python -m gdflows reproduce $(NAMES)
+	$(BIN)/python -m gdflows_book reproduce --build-dir $(BUILD) $(NAMES)
 
 smoke: setup
-	$(BIN)/python -m gdflows reproduce --smoke $(NAMES)
+	$(BIN)/python -m gdflows_book reproduce --smoke --build-dir $(BUILD) $(NAMES)
 
 html: setup
-	$(BIN)/python -m gdflows book
+	$(BIN)/python -m gdflows_book book --build-dir $(BUILD)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks book/_ext

@@ -13,22 +13,20 @@ Writes ``<build>/benchmarks/central_flow.{md,json}``.
 
 from __future__ import annotations
 
-import os
 import warnings
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.flatten_util import ravel_pytree
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from _common import parse_args, timed, write_results  # noqa: E402
-from flax import nnx  # noqa: E402
-from jax.flatten_util import ravel_pytree  # noqa: E402
+import gdflows as gf
+from gdflows_book.benchmarks import parse_args, write_results
+from gdflows_book.provenance import provenance
+from gdflows_book.timing import timed
 
 jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
-
-import gdflows as gf  # noqa: E402
-from gdflows.provenance import provenance  # noqa: E402
 
 PUBLISHED = {"central_seconds": 64.6, "gd_tracking_seconds": 11.1, "final_loss": 0.0627, "sharpness_lr": 2.000}
 PUBLISHED |= {"distance_central_gd": 0.077, "distance_gradient_flow_gd": 1.99}

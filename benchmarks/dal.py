@@ -26,22 +26,18 @@ from __future__ import annotations
 import os
 import time
 
-# One LAPACK thread, as in benchmarks/run.py: OpenBLAS's spinning workers make timings erratic on
-# a shared machine. Set before numpy loads it.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import jax
+import optax
+from flax import nnx
 
-import jax  # noqa: E402
+from gdflows.data import load
+from gdflows.models import MLP, flatten
+from gdflows.optim import dal
+from gdflows_book.benchmarks import parse_args, write_results
+from gdflows_book.provenance import provenance
+from gdflows_book.timing import progress_printer, timed
 
 jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
-
-import optax  # noqa: E402
-from _common import ROOT, parse_args, progress_printer, timed, write_results  # noqa: E402
-from flax import nnx  # noqa: E402
-
-from gdflows.data import load  # noqa: E402
-from gdflows.models import MLP, flatten  # noqa: E402
-from gdflows.optim import dal  # noqa: E402
-from gdflows.provenance import provenance  # noqa: E402
 
 SETTINGS = {
     "full": {"widths": [16, 64, 128], "steps": 200, "repeats": 7},
@@ -128,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     results["provenance"] = provenance(
         {"mode": mode, **settings, "n_train": N_TRAIN, "methods": list(METHODS)},
         seconds=time.perf_counter() - started,
-        root=ROOT,
     )
     path = write_results(args.build_dir, "dal", results, markdown(results))
     progress(f"wrote {path} and dal.json in {time.perf_counter() - started:.1f} s")

@@ -20,7 +20,7 @@ Three measurements, all on tanh MLPs :math:`64\to w\to w\to10` with the mean-squ
    to over 100,000: dense (full Hessian from Hessian-vector products, then its
    eigendecomposition; only while :math:`d` is a few thousand) and Krylov (:math:`m = 32`).
 3. **GD steps per second**, plain (:func:`gdflows.gd_scan`) and with the top Hessian eigenvalue
-   tracked every 10 steps inside the same compiled loop (:func:`gdflows.gd.gd_with_sharpness`,
+   tracked every 10 steps inside the same compiled loop (:func:`gdflows.gd_with_sharpness`,
    20 Lanczos steps).
 
 Timings are medians over repeats of a compiled, warmed-up call; the first call (tracing and
@@ -29,29 +29,26 @@ compilation) is stored separately in the JSON, with the minimum and maximum over
 
 from __future__ import annotations
 
-import os
 import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as in benchmarks/run.py: steadier LAPACK timings
-
-import jax  # noqa: E402
-
-jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
-
-import jax.numpy as jnp  # noqa: E402
-import matplotlib  # noqa: E402
+import jax
+import jax.numpy as jnp
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from _common import ROOT, parse_args, progress_printer, timed, write_results  # noqa: E402
-from flax import nnx  # noqa: E402
+import matplotlib.pyplot as plt
+from flax import nnx
 
-import gdflows as gf  # noqa: E402
-from gdflows._gd import _gd_sharpness_jit, gd_scan  # noqa: E402
-from gdflows.data import load  # noqa: E402
-from gdflows.models import MLP, flatten  # noqa: E402
-from gdflows.plotting import save_figure, use_style  # noqa: E402
-from gdflows.provenance import provenance  # noqa: E402
+import gdflows as gf
+from gdflows._gd import _gd_sharpness_jit, gd_scan
+from gdflows.data import load
+from gdflows.models import MLP, flatten
+from gdflows_book.benchmarks import parse_args, write_results
+from gdflows_book.figures import save_figure, use_style
+from gdflows_book.provenance import provenance
+from gdflows_book.timing import progress_printer, timed
+
+jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
 
 SETTINGS = {
     "full": {
@@ -162,7 +159,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(results: dict):
+def figure(results: dict, build_dir):
     use_style()
     fig, (err_ax, cost_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
     rows = results["krylov_error"]["rows"]
@@ -182,7 +179,7 @@ def figure(results: dict):
     cost_ax.set(xlabel="parameters d", ylabel="seconds per evaluation", title="cost of one PF evaluation")
     cost_ax.legend()
     fig.tight_layout()
-    save_figure(fig, "benchmark_networks")
+    save_figure(fig, "benchmark_networks", build_dir)
     plt.close(fig)
 
 
@@ -192,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
         description="Benchmark the principal flow on networks.",
         quick="fewer sizes, dimensions and repeats (for CI)",
     )
-    os.environ["GDFLOWS_BUILD_DIR"] = str(args.build_dir.resolve())
     mode = "quick" if args.quick else "full"
     settings = SETTINGS[mode]
     started = time.perf_counter()
@@ -206,10 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     results["provenance"] = provenance(
         {"mode": mode, **settings, "n_train": N_TRAIN, "lr": LR, "krylov_cost_dim": KRYLOV_COST_DIM},
         seconds=time.perf_counter() - started,
-        root=ROOT,
     )
     path = write_results(args.build_dir, "networks", results, markdown(results))
-    figure(results)
+    figure(results, args.build_dir)
     progress(f"wrote {path} in {time.perf_counter() - started:.1f} s")
     return 0
 

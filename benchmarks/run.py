@@ -33,33 +33,27 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import sys
 import time
 import warnings
 from pathlib import Path
 
-# LAPACK (used by jax on CPU for eigh/eig/solve) comes from OpenBLAS, whose worker threads
-# spin while they wait; on a shared two-core machine that made one eigendecomposition
-# take anywhere from 1x to 80x its usual time. One LAPACK thread keeps the timings
-# reproducible; XLA's own thread pool is left as it is. Set before numpy/scipy load it.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import jax  # noqa: E402
-
-jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
-
-import jax.numpy as jnp  # noqa: E402
-import matplotlib  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from _common import ROOT, parse_args, progress_printer, write_results  # noqa: E402
+import matplotlib.pyplot as plt
 
-import gdflows  # noqa: E402
-from gdflows.plotting import FLOW_STYLE, save_figure, use_style  # noqa: E402
-from gdflows.provenance import provenance  # noqa: E402
+import gdflows
+from gdflows_book.benchmarks import parse_args, write_results
+from gdflows_book.figures import FLOW_STYLE, save_figure, use_style
+from gdflows_book.provenance import provenance
+from gdflows_book.timing import first_call, progress_printer, python_loop
+from gdflows_book.timing import warm_time as _warm_time
+
+jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
 
 # ----------------------------------------------------------------------------- settings
 
@@ -114,50 +108,11 @@ FLOW_LABELS = {
 progress = progress_printer("benchmarks")
 
 
-# ----------------------------------------------------------------------------- timing
-
-
-def python_loop(fn):
-    """``number -> seconds`` for ``number`` blocking calls of ``fn()`` from Python."""
-
-    def run(number: int) -> float:
-        start = time.perf_counter()
-        for _ in range(number):
-            jax.block_until_ready(fn())
-        return time.perf_counter() - start
-
-    return run
-
-
-def first_call(fn) -> tuple[float, object]:
-    """Wall time of the first call (tracing + compilation + one run), and its result."""
-    start = time.perf_counter()
-    out = jax.block_until_ready(fn())
-    return time.perf_counter() - start, out
-
-
 def warm_time(run, *, repeats: int, slow_repeats: int | None = None) -> dict:
-    """Median wall time of one unit of work, over ``repeats`` repeats of a warmed-up ``run``.
-
-    ``run(number)`` does ``number`` units of work and returns the seconds it took. A repeat
-    uses a ``number`` chosen so that it lasts at least ``MIN_REPEAT_SECONDS`` and records the
-    mean; work slower than ``SLOW_SECONDS`` per unit is repeated only ``slow_repeats`` times.
-    """
-    number = 1
-    elapsed = run(number)
-    while elapsed < MIN_REPEAT_SECONDS:
-        number = max(number + 1, min(int(number * 1.5 * MIN_REPEAT_SECONDS / max(elapsed, 1e-7)), 10**7))
-        elapsed = run(number)
-    if elapsed / number > SLOW_SECONDS and slow_repeats is not None:
-        repeats = min(repeats, slow_repeats)
-    samples = [elapsed / number] + [run(number) / number for _ in range(repeats - 1)]
-    return {
-        "median_s": statistics.median(samples),
-        "min_s": min(samples),
-        "max_s": max(samples),
-        "repeats": len(samples),
-        "units_per_repeat": number,
-    }
+    """:func:`gdflows_book.timing.warm_time` with this script's ``MIN_REPEAT_SECONDS`` and ``SLOW_SECONDS``."""
+    return _warm_time(
+        run, repeats=repeats, slow_repeats=slow_repeats, min_seconds=MIN_REPEAT_SECONDS, slow_seconds=SLOW_SECONDS
+    )
 
 
 # ----------------------------------------------------------------------------- 1. F2
@@ -647,7 +602,6 @@ def main(argv: list[str] | None = None) -> int:
         quick="fewer sizes and repeats (for CI); the Euler reference still runs all 525,000 steps",
     )
     build = args.build_dir.resolve()
-    os.environ["GDFLOWS_BUILD_DIR"] = str(build)
     mode = "quick" if args.quick else "full"
     cfg = SETTINGS[mode]
     start = time.perf_counter()
@@ -676,12 +630,15 @@ def main(argv: list[str] | None = None) -> int:
         "f2": f2,
         "flow_cost": cost,
         "solver_steps": solver,
-        "provenance": provenance(parameters, seconds=time.perf_counter() - start, root=ROOT),
+        "provenance": provenance(
+            parameters,
+            seconds=time.perf_counter() - start,
+        ),
     }
 
     page = write_results(build, "results", results, markdown(results))
     fig = figure(results)
-    paths = save_figure(fig, "benchmark_flow_cost")
+    paths = save_figure(fig, "benchmark_flow_cost", build)
     plt.close(fig)
     progress(f"wrote {page}, results.json, {', '.join(str(p) for p in paths)}")
     progress(f"done in {time.perf_counter() - start:.0f} s")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import jax
@@ -15,14 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def smoke_build() -> Path:
-    """Execute every notebook in smoke mode into ``build/`` once; return the build tree.
+    """Execute every notebook in smoke mode (and every benchmark in quick mode) into ``build-smoke/``;
+    return the build tree. The execution cache re-runs only what changed since the last session, and
+    the paper build in ``build/`` is left alone."""
+    from gdflows_book import runner
 
-    Set ``GDFLOWS_REUSE_BUILD=1`` to reuse an existing smoke build while iterating locally.
-    """
-    from gdflows import reproduce
-
-    build = ROOT / "build"
-    if os.environ.get("GDFLOWS_REUSE_BUILD") == "1" and (build / "status.md").exists():
-        return build
-    reproduce.reproduce([], smoke=True, build=build)
+    build = ROOT / "build-smoke"
+    runner.reproduce([], root=ROOT, build=build, smoke=True)
     return build

@@ -14,7 +14,7 @@ FLOWS = ["NGF", "IGR", "MF3", "PF (real part)", "PF"]
 
 @pytest.fixture(scope="module")
 def quick_run(smoke_build) -> Path:
-    """The smoke build runs every benchmark script in --quick mode (``gdflows.reproduce``)."""
+    """The smoke build runs every benchmark script in --quick mode (``gdflows_book.runner``)."""
     return smoke_build
 
 
@@ -36,7 +36,7 @@ def test_files_written(quick_run: Path):
 
 def test_results_json(quick_run: Path):
     results = json.loads((quick_run / "benchmarks/results.json").read_text())
-    assert results["mode"] in ("quick", "full")  # quick in the smoke build, full in a reused paper build
+    assert results["mode"] == "quick"
     prov = results["provenance"]
     for key in ("parameters", "git_revision", "packages", "python", "machine"):
         assert key in prov

@@ -69,9 +69,9 @@ PAGES = toc_pages()
 @pytest.fixture(scope="module")
 def site(smoke_build: Path) -> Path:
     """Build the book from the smoke build; any Sphinx warning fails the build."""
-    from gdflows.reproduce import build_book
+    from gdflows_book.book import build_book
 
-    html = build_book(strict=True)
+    html = build_book(root=ROOT, build=smoke_build, strict=True)
     assert (html / "index.html").exists(), f"no index.html in {html}"
     return html
 

@@ -1,6 +1,6 @@
 """Claim checks: each figure's claim as a measured number, an assertion and a table row.
 
-A notebook builds a :class:`Checks`, calls :meth:`Checks.at_most` and friends (each
+A notebook builds a :class:`Checks` (its figure tag and the build tree), calls :meth:`Checks.at_most` and friends (each
 records the measured value and asserts it, with a message that prints the number), then
 :meth:`Checks.show` displays the table and writes it to ``<build>/checks/<name>.json``.
 """
@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-
-from gdflows.plotting import build_dir
+from pathlib import Path
 
 
 @dataclass
@@ -27,6 +26,7 @@ class Checks:
     """The list of asserted claims of one figure."""
 
     figure: str
+    build_dir: str | Path
     rows: list[Check] = field(default_factory=list)
 
     def that(self, claim: str, passed: bool, *, measured: str, requirement: str) -> None:
@@ -61,10 +61,10 @@ class Checks:
         return "\n".join(lines)
 
     def show(self):
-        """Write ``<build>/checks/<figure>.json`` and return the table for display."""
+        """Write ``<build_dir>/checks/<figure>.json`` and return the table for display."""
         from IPython.display import Markdown
 
-        folder = build_dir() / "checks"
+        folder = Path(self.build_dir) / "checks"
         folder.mkdir(parents=True, exist_ok=True)
         rows = [asdict(c) for c in self.rows]
         (folder / f"{self.figure}.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib as mpl
@@ -19,11 +18,6 @@ FLOW_STYLE = {
     "central flow": dict(color="tab:green", linestyle="-", linewidth=1.8),
     "rod flow": dict(color="tab:purple", linestyle="-", linewidth=1.4),
 }
-
-
-def build_dir() -> Path:
-    """The build tree: ``$GDFLOWS_BUILD_DIR``, or ``build/`` in the current directory."""
-    return Path(os.environ.get("GDFLOWS_BUILD_DIR", "build")).resolve()
 
 
 def use_style() -> None:
@@ -43,9 +37,9 @@ def use_style() -> None:
     )
 
 
-def save_figure(fig: plt.Figure, name: str) -> list[Path]:
-    """Write ``fig`` as ``<build>/figures/<name>.png`` and ``.pdf``; return the paths."""
-    folder = build_dir() / "figures"
+def save_figure(fig: plt.Figure, name: str, build_dir: str | Path) -> list[Path]:
+    """Write ``fig`` as ``<build_dir>/figures/<name>.png`` and ``.pdf``; return the paths."""
+    folder = Path(build_dir) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.{ext}" for ext in ("png", "pdf")]
     for path in paths:
