@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 
 import gdflows as gf
 from gdflows import _checks
+from gdflows.analysis import classify_endpoints, escape_rate
 from gdflows.data import load
 from gdflows.models import CNN, MLP, flatten
 from gdflows.optim import dal, scale_by_dal
+from gdflows.problems import find_critical_point, saddle_2d, two_minima_1d, two_minima_2d
 
 QUAD = lambda theta: 0.5 * jnp.sum(theta**2)  # noqa: E731
 
@@ -276,3 +278,30 @@ def test_no_warning_leaks_from_good_input():
         gf.gd(QUAD, jnp.ones(2), lr=0.1, steps=2)
         tx = optax.chain(dal(p=1.0))
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)), jnp.ones(2), value_fn=QUAD)
+
+
+# ----------------------------------------------------------------------------- problems and analysis (found looking)
+
+
+def test_newton_refuses_a_singular_hessian_instead_of_a_nan_saddle():
+    with pytest.raises(ValueError, match=r"singular or non-finite Hessian.*another guess"):
+        find_critical_point(lambda t: jnp.sum(t**4), [0.0])
+
+
+def test_landscape_constants_are_checked():
+    with pytest.raises(ValueError, match=r"quartic must be a positive finite number, got quartic=0"):
+        saddle_2d(quartic=0.0)
+    with pytest.raises(ValueError, match=r"narrow_width must be a positive finite number"):
+        two_minima_1d(narrow_width=0.0)
+    with pytest.raises(TypeError, match=r"confinement must be a finite number"):
+        two_minima_2d(confinement="0.05")
+
+
+def test_analysis_shapes_and_windows_are_checked():
+    t = np.arange(5.0)
+    with pytest.raises(ValueError, match=r"t and distance must be 1-D of the same length"):
+        escape_rate(t, np.exp(t[:4]), low=1.0, high=10.0)
+    with pytest.raises(ValueError, match=r"low must be below high"):
+        escape_rate(t, np.exp(t), low=10.0, high=1.0)
+    with pytest.raises(ValueError, match=r"centres \(k, d\) and radii \(k,\)"):
+        classify_endpoints(np.zeros((3, 2)), np.zeros((2, 2)), np.ones(3), bound=10.0)

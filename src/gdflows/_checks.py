@@ -142,8 +142,3 @@ def check_theta0(theta0: Any, *, allow_complex: bool = False, entry: str | None 
     if entry is not None:
         warn_if_single_precision(array, entry, stacklevel=4)
     return array
-
-
-def check_finite_scalar(name: str, value: Any, *, positive: bool = True) -> float:
-    """Return a finite float (positive, unless ``positive=False``), or raise naming ``name``."""
-    return check_number(name, value, minimum=0.0 if positive else None)

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gdflows._checks import check_number, check_positive_int
 from gdflows.spectral import hessian
 
 
@@ -64,12 +65,22 @@ def find_critical_point(loss, guess, *, tol: float = 1e-14, max_iter: int = 60) 
     Returns:
       A :class:`CriticalPoint` with the Hessian eigenvalues ``jnp.linalg.eigvalsh(hessian(loss, x))``.
     """
+    tol = check_number("tol", tol, example="tol=1e-14")
+    max_iter = check_positive_int("max_iter", max_iter, example="max_iter=60")
     grad = jax.jit(jax.grad(loss))
     hess = jax.jit(lambda x: hessian(loss, x))
     x0 = jnp.atleast_1d(jnp.asarray(guess, dtype=jnp.float64))
+    if x0.ndim != 1 or not bool(jnp.all(jnp.isfinite(x0))):
+        raise ValueError(f"guess must be a finite 1-D point, got {guess!r}.")
     x = x0
-    for _ in range(max_iter):
+    for iteration in range(max_iter):
         step = jnp.linalg.solve(hess(x), grad(x))
+        if not bool(jnp.all(jnp.isfinite(step))):
+            raise ValueError(
+                f"Newton's method from guess={np.asarray(x0).tolist()} met a singular or non-finite Hessian at "
+                f"x={np.asarray(x).tolist()} (iteration {iteration}); the critical point there is degenerate or the "
+                "loss is not finite. Start from another guess."
+            )
         x = x - step
         if float(jnp.linalg.norm(step)) <= tol * (1.0 + float(jnp.linalg.norm(x))):
             break
@@ -86,6 +97,20 @@ def find_critical_point(loss, guess, *, tol: float = 1e-14, max_iter: int = 60) 
 def _gaussian(r2, amplitude, width):
     # amplitude * exp(-r^2 / (2 width^2)); r2 is a sum of squares (holomorphic, no abs)
     return amplitude * jnp.exp(-r2 / (2.0 * width**2))
+
+
+def _two_minima_constants(
+    confinement, wide_depth, wide_width, narrow_depth, narrow_width, narrow_centre
+) -> tuple[float, ...]:
+    """The constants of the two-minima landscapes, checked: widths positive, the rest finite."""
+    return (
+        check_number("confinement", confinement, minimum=None),
+        check_number("wide_depth", wide_depth, minimum=None),
+        check_number("wide_width", wide_width, example="wide_width=1.0"),
+        check_number("narrow_depth", narrow_depth, minimum=None),
+        check_number("narrow_width", narrow_width, example="narrow_width=0.15"),
+        check_number("narrow_centre", narrow_centre, minimum=None),
+    )
 
 
 def two_minima_1d(
@@ -109,7 +134,7 @@ def two_minima_1d(
     minimum (0), the narrow minimum (:math:`\mu`) and the barrier between them
     (:math:`\mu - 1.5\sigma_s`), a local maximum.
     """
-    kappa, aw, sw, a_s, ss, mu = confinement, wide_depth, wide_width, narrow_depth, narrow_width, narrow_centre
+    kappa, aw, sw, a_s, ss, mu = _two_minima_constants(**locals())
 
     def loss(theta):
         x = theta[0]
@@ -140,7 +165,7 @@ def two_minima_2d(
     barrier with an extra stable direction :math:`y`. Both Hessian eigenvalues of the narrow
     minimum are large, so GD with :math:`h\lambda > 2` is unstable there in every direction.
     """
-    kappa, aw, sw, a_s, ss, mu = confinement, wide_depth, wide_width, narrow_depth, narrow_width, narrow_centre
+    kappa, aw, sw, a_s, ss, mu = _two_minima_constants(**locals())
 
     def loss(theta):
         x, y = theta[0], theta[1]
@@ -163,7 +188,9 @@ def saddle_2d(*, stable: float = 3.0, unstable: float = 2.0, quartic: float = 2.
     saddle is the :math:`x` axis; GD started at :math:`(x_0, \varepsilon)` is pulled towards the
     saddle along :math:`x` and pushed away along :math:`y` at the rate :math:`1 + hb` per step.
     """
-    a, b, c = stable, unstable, quartic
+    a = check_number("stable", stable, minimum=None)
+    b = check_number("unstable", unstable, example="unstable=2.0")
+    c = check_number("quartic", quartic, example="quartic=2.0")
 
     def loss(theta):
         x, y = theta[0], theta[1]
@@ -182,7 +209,7 @@ def saddle_quadratic(*, stable: float = 1.0, unstable: float = 1.0) -> Landscape
     GD is exactly :math:`x_n = (1 - ha)^n x_0`, :math:`y_n = (1 + hb)^n y_0`; the test bed of
     :func:`gdflows.analysis.escape_rate`.
     """
-    a, b = stable, unstable
+    a, b = check_number("stable", stable, minimum=None), check_number("unstable", unstable, minimum=None)
 
     def loss(theta):
         return 0.5 * a * theta[0] ** 2 - 0.5 * b * theta[1] ** 2
