@@ -305,3 +305,12 @@ def test_analysis_shapes_and_windows_are_checked():
         escape_rate(t, np.exp(t), low=10.0, high=1.0)
     with pytest.raises(ValueError, match=r"centres \(k, d\) and radii \(k,\)"):
         classify_endpoints(np.zeros((3, 2)), np.zeros((2, 2)), np.ones(3), bound=10.0)
+
+
+def test_gd_wants_a_scalar_loss_function():
+    with pytest.raises(TypeError, match=r"loss must be a function"):
+        gf.gd(3.0, jnp.ones(2), lr=0.1, steps=2)
+    with pytest.raises(ValueError, match=r"loss must return a real scalar, got shape \(2,\).*jnp\.sum"):
+        gf.gd(lambda t: t**2, jnp.ones(2), lr=0.1, steps=2)
+    with pytest.raises(ValueError, match=r"loss must return a real scalar"):
+        gf.gd_with_sharpness(lambda t: t**2, jnp.ones(2), lr=0.1, steps=2)

@@ -142,3 +142,19 @@ def check_theta0(theta0: Any, *, allow_complex: bool = False, entry: str | None 
     if entry is not None:
         warn_if_single_precision(array, entry, stacklevel=4)
     return array
+
+
+def check_loss(loss: Any, theta0: jax.Array) -> None:
+    """Raise unless ``loss`` is a function of ``theta0`` returning a real scalar (checked by tracing, not running)."""
+    if not callable(loss):
+        raise TypeError(
+            f"loss must be a function theta -> scalar, got loss={loss!r}; pass e.g. loss=lambda t: jnp.sum(t**2)."
+        )
+    out = jax.eval_shape(loss, theta0)
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        got = "a pytree" if shape is None else f"shape {shape} and dtype {dtype}"
+        raise ValueError(
+            f"loss must return a real scalar, got {got} "
+            f"at theta0 of shape {theta0.shape}; reduce it, e.g. jnp.sum(...) or jnp.mean(...)."
+        )

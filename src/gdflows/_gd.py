@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdflows._checks import check_lr, check_positive_int, check_steps, check_theta0
+from gdflows._checks import check_loss, check_lr, check_positive_int, check_steps, check_theta0
 from gdflows._results import GDRun, GDScan, SharpnessRun
 from gdflows.errors import DivergenceWarning
 
@@ -128,6 +128,7 @@ def gd(loss: Loss, theta0, *, lr: float, steps: int) -> GDRun:
     lr = check_lr(lr)
     steps = check_steps(steps)
     theta0 = check_theta0(theta0, entry="gd")
+    check_loss(loss, theta0)
     out = _gd_scan_jit(loss, theta0, lr, steps)
     theta, losses = np.asarray(out.theta), np.asarray(out.loss)
     t = lr * np.arange(steps + 1)
@@ -237,6 +238,7 @@ def gd_with_sharpness(
     lr = check_lr(lr)
     steps = check_steps(steps)
     theta0 = check_theta0(theta0)
+    check_loss(loss, theta0)
     every = check_positive_int("every", every)
     krylov_dim = min(check_positive_int("krylov_dim", krylov_dim, example="krylov_dim=32"), theta0.shape[0])
     if check_positive_int("top", top, example="top=1") > krylov_dim:
