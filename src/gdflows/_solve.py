@@ -283,7 +283,17 @@ def solve(
       times, the :class:`~gdflows.SolverStats`, the solver and its tolerances (or fixed step). If
       the flow blows up, leaves the region where the loss is finite or exhausts ``max_steps``,
       the arrays stop at the last finite entry, ``stopped_at`` is the time of the first lost one,
-      ``stop_reason`` says why and a :class:`~gdflows.DivergenceWarning` says so.
+      ``stop_reason`` says why and a :class:`~gdflows.DivergenceWarning` says so. A save time that
+      an adaptive solver reached only after its step size had collapsed for good (below
+      ``STEP_COLLAPSE`` = 1e-9 of the save interval, up to the step where it stalled: a blow-up)
+      counts as lost too, even when the solver landed on it. A loss or gradient that is not
+      finite at ``theta0`` stops the solve before its first step.
+
+    Raises:
+      TypeError: ``flow`` is not a :class:`~gdflows.flows.Flow` (e.g. a plain loss function).
+      TypeError, ValueError: a bool, string or out-of-range number for ``steps``, ``lr``,
+        ``rtol``, ``atol``, ``max_steps``, ``saves_per_step`` or ``fixed_steps_per_gd_step``, or a
+        non-finite ``theta0``; each message names the argument and a valid value.
 
     Example:
       >>> import jax, jax.numpy as jnp, gdflows as gf
