@@ -81,6 +81,14 @@ def pf_coefficient(x) -> jax.Array:
 
     For complex ``x`` the branch cut of :math:`\log(1-x)` is :math:`\{1 + is: s > 0\}`, which
     keeps :math:`c` analytic around the real axis (see ``_log_one_minus``).
+
+    Example:
+      >>> import math, gdflows as gf
+      >>> float(gf.pf_coefficient(0.0).real)  # c(0) = -1: the gradient flow
+      -1.0
+      >>> c = complex(gf.pf_coefficient(3.0))  # log|1 - 3|/3 + i pi/3
+      >>> math.isclose(c.real, math.log(2) / 3), math.isclose(c.imag, math.pi / 3)
+      (True, True)
     """
     return _coefficient(x)
 
@@ -99,6 +107,14 @@ def check_holomorphic(loss, theta0: jax.Array, *, rtol: float = 1e-6) -> None:
     Functions built from ``abs``, ``conj``, ``real``/``imag`` or real-only primitives fail it.
     A piecewise-holomorphic loss (ReLU, ``max``) passes wherever it is smooth: such models
     must be refused by the caller who knows the model.
+
+    Example:
+      >>> import jax.numpy as jnp, gdflows as gf
+      >>> gf.check_holomorphic(lambda th: jnp.sum(jnp.tanh(th) ** 2), jnp.ones(3))  # passes: returns None
+      >>> gf.check_holomorphic(lambda th: jnp.sum(jnp.abs(th) ** 2), jnp.ones(3))
+      Traceback (most recent call last):
+      ...
+      gdflows.errors.NotHolomorphicError: principal_flow(space='complex') needs a holomorphic loss, ...
     """
     theta0 = jnp.asarray(theta0)
     scale = 1e-2 * (1.0 + float(jnp.max(jnp.abs(theta0)))) if theta0.size else 1e-2
@@ -183,6 +199,23 @@ def principal_flow(
     A loss that says it is not holomorphic (``loss.holomorphic is False``, as set by
     :func:`gdflows.models.flatten` for ReLU networks or the cross-entropy) is refused for
     ``space="complex"`` with :class:`~gdflows.NotHolomorphicError`.
+
+    Example:
+      On :math:`E = \tfrac a2\theta^2` the PF is linear, :math:`\dot\theta = \tfrac1h\log(1 - ha)\,\theta`,
+      whose time-:math:`h` map is GD's factor :math:`1 - ha` (here :math:`a = 1`, :math:`h = 0.5`):
+
+      >>> import math, jax.numpy as jnp, gdflows as gf
+      >>> loss = lambda th: 0.5 * jnp.sum(th**2)
+      >>> flow = gf.principal_flow(loss, lr=0.5, space="real")
+      >>> velocity = flow.vector_field(0.0, flow.init(jnp.array([1.0])))
+      >>> math.isclose(float(velocity[0]), math.log(0.5) / 0.5)
+      True
+      >>> complex_flow = gf.principal_flow(loss, lr=0.5)  # space="complex": state (Re z, Im z)
+      >>> [float(part[0]) for part in complex_flow.init(jnp.array([1.0]))]
+      [1.0, 0.0]
+      >>> sol = gf.solve(flow, jnp.array([1.0]), steps=3)
+      >>> [round(float(v), 9) for v in sol.theta[:, 0]]  # GD's iterates 0.5^n
+      [1.0, 0.5, 0.25, 0.125]
     """
     h = check_lr(lr)
     if space not in ("complex", "real"):
