@@ -35,6 +35,7 @@ from gdflows._results import (
     SharpnessRun,
     Solution,
     SolverStats,
+    TrainRun,
 )
 from gdflows._solve import solve, solve_scan
 from gdflows.errors import (
@@ -82,6 +83,7 @@ __all__ = [
     "SharpnessRun",
     "Solution",
     "SolverStats",
+    "TrainRun",
     "central_diagnostics",
     "central_flow",
     "central_flow_run",

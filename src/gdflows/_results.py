@@ -120,3 +120,21 @@ class CentralRun(NamedTuple):
     sdcp_residual_max: float  # worst relative KKT residual of the SDCP over the run
     eig_residual_max: float  # worst relative eigen-residual over the run
     substeps: int  # Euler substeps per GD step
+
+
+class TrainRun(NamedTuple):
+    r"""An optimiser run on a flat loss (:func:`gdflows.optim.train`), :math:`N` steps.
+
+    A step whose new iterate is not finite ends the run: ``theta`` stays at the last finite
+    iterate, the later losses are :math:`+\infty` and the later learning rates NaN.
+    """
+
+    theta: jax.Array  # (d,) the last finite iterate
+    loss: jax.Array  # (N+1,) objective(theta_t), t = 0..N; +inf after a divergence
+    learning_rate: jax.Array  # (N,) h_t of each step read from the optimiser state; NaN where the state has none
+    evaluations: jax.Array  # (N // every,) evaluate(theta) after every `every` steps; empty without evaluate
+
+    @property
+    def diverged(self) -> bool:
+        """Whether an iterate became non-finite."""
+        return not bool(np.isfinite(np.asarray(self.loss[-1])))
