@@ -98,11 +98,19 @@ def main(argv=None):
 
     def central_run(eig_tol):
         return gf.central_flow_run(
-            loss, p0, lr=h, steps=steps, substeps=4, k="auto", tracked=TRACKED, spectrum="iterative", eig_tol=eig_tol
+            loss,
+            p0,
+            lr=h,
+            steps=steps,
+            substeps=4,
+            k="auto",
+            tracked=TRACKED,
+            eigen=gf.EigenOptions(spectrum="iterative", tol=eig_tol),
         )
 
     central, timings = timed(lambda: central_run(EIG_TOL), 1)
-    final_info = gf.central_diagnostics(loss, central.theta[-1:], lr=h, k="auto", tracked=TRACKED, spectrum="iterative")
+    cold = gf.EigenOptions(spectrum="iterative", tol=1e-10, max_iter=500)  # diagnostics start from random vectors
+    final_info = gf.central_diagnostics(loss, central.theta[-1:], lr=h, k="auto", tracked=TRACKED, eigen=cold)
     results["central"] = {
         **seconds(timings),
         "loss_before_last": float(central.loss[-2]),
