@@ -98,7 +98,9 @@ def test_every_exception_lives_in_errors_and_is_exported():
         assert getattr(gf, name) is getattr(gdflows.errors, name), name
 
 
-@pytest.mark.parametrize("name", ["data", "models", "optim", "spectral", "problems", "flows", "errors", "analysis"])
+@pytest.mark.parametrize(
+    "name", ["data", "models", "optim", "spectral", "sdcp", "problems", "flows", "errors", "analysis"]
+)
 def test_public_submodules_import_as_modules(name):
     module = importlib.import_module(f"gdflows.{name}")
     assert inspect.ismodule(module)

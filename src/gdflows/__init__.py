@@ -22,7 +22,7 @@ flows' ``init`` issue a :class:`PrecisionWarning` on float32 or complex64 input.
 
 The implementation lives in private modules (``gdflows._gd``, ``gdflows._solve``, ...)
 re-exported here; the public submodules are :mod:`gdflows.data`, :mod:`gdflows.models`,
-:mod:`gdflows.optim`, :mod:`gdflows.spectral`, :mod:`gdflows.problems`, :mod:`gdflows.flows`,
+:mod:`gdflows.optim`, :mod:`gdflows.spectral`, :mod:`gdflows.sdcp`, :mod:`gdflows.problems`, :mod:`gdflows.flows`,
 :mod:`gdflows.analysis` and :mod:`gdflows.errors`.
 """
 
@@ -49,7 +49,9 @@ from gdflows.errors import (
 )
 from gdflows.flows import (
     CentralInfo,
+    EigenOptions,
     Flow,
+    SDCPOptions,
     central_diagnostics,
     central_flow,
     central_flow_run,
@@ -70,6 +72,7 @@ __all__ = [
     "CentralRun",
     "DALState",
     "DivergenceWarning",
+    "EigenOptions",
     "EigenTrackingError",
     "Flow",
     "FlowScan",
@@ -80,6 +83,7 @@ __all__ = [
     "NotSmoothError",
     "PrecisionWarning",
     "SDCPError",
+    "SDCPOptions",
     "SharpnessRun",
     "Solution",
     "SolverStats",
