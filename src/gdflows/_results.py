@@ -6,13 +6,10 @@ Shapes: :math:`N` GD steps, :math:`d` parameters, :math:`K` tracked steps, :math
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-
-if TYPE_CHECKING:
-    from gdflows.flows.central import CentralInfo
 
 
 class GDRun(NamedTuple):
@@ -105,6 +102,20 @@ class FlowScan(NamedTuple):
     accepted_steps: jax.Array  # () int: steps taken
     rejected_steps: jax.Array  # () int: steps rejected by the error control
     result: Any  # diffrax's RESULTS code of the solve (its message says why a failed solve stopped)
+
+
+class CentralInfo(NamedTuple):
+    """What one evaluation of the central flow found (all arrays; batched over time in runs)."""
+
+    eigenvalues: jax.Array  # (tracked,) top Hessian eigenvalues, descending
+    vectors: jax.Array  # (d, tracked) their orthonormal eigenvectors; U is the first k columns
+    X: jax.Array  # (k, k) Sigma = U X U^T, X PSD
+    predicted_loss: jax.Array  # E + <U^T H U, X>/2 = E + tr(Sigma)/h at lambda = 2/h: GD's time-averaged loss
+    sdcp_residual: jax.Array  # relative KKT residual of the SDCP solution
+    sdcp_iterations: jax.Array  # projected-gradient iterations spent on it (0: closed form)
+    eig_residual: jax.Array  # max_i |H u_i - lambda_i u_i| / |lambda_1|
+    hvps: jax.Array  # Hessian-vector products spent on the eigenpairs (and H U)
+    active: jax.Array  # rank of X: the directions whose constraint is active (oscillating at the edge)
 
 
 class CentralRun(NamedTuple):

@@ -54,27 +54,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from gdflows._checks import check_lr, check_positive_int, check_steps, check_theta0
-from gdflows._results import CentralRun
+from gdflows._results import CentralInfo, CentralRun
 from gdflows.errors import EigenTrackingError, SDCPError
 from gdflows.flows._base import Flow, precision_checked
 from gdflows.flows._loss_checks import check_smooth
 from gdflows.sdcp import smat, solve_sdcp, svec, svec_indices
 from gdflows.spectral import hessian, hvp, relative_residual, track_eigenpairs
-
-
-class CentralInfo(NamedTuple):
-    """What one evaluation of the central flow found (all arrays; batched over time in runs)."""
-
-    eigenvalues: jax.Array  # (tracked,) top Hessian eigenvalues, descending
-    vectors: jax.Array  # (d, tracked) their orthonormal eigenvectors; U is the first k columns
-    X: jax.Array  # (k, k) Sigma = U X U^T, X PSD
-    predicted_loss: jax.Array  # E + <U^T H U, X>/2 = E + tr(Sigma)/h at lambda = 2/h: GD's time-averaged loss
-    sdcp_residual: jax.Array  # relative KKT residual of the SDCP solution
-    sdcp_iterations: jax.Array  # projected-gradient iterations spent on it (0: closed form)
-    eig_residual: jax.Array  # max_i |H u_i - lambda_i u_i| / |lambda_1|
-    hvps: jax.Array  # Hessian-vector products spent on the eigenpairs (and H U)
-    active: jax.Array  # rank of X: the directions whose constraint is active (oscillating at the edge)
-
 
 # ----------------------------------------------------------------------------- options
 
