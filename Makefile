@@ -39,8 +39,8 @@ html: setup
 	$(BIN)/python -m gdflows_book book --build-dir $(BUILD)
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks book/_ext
-	$(BIN)/ruff format --check src tests benchmarks book/_ext
+	$(BIN)/ruff check src tests benchmarks book/_ext notebooks
+	$(BIN)/ruff format --check src tests benchmarks book/_ext notebooks
 
 test: setup chromium lint
 	$(BIN)/python -m pytest

@@ -97,12 +97,12 @@ def main(argv=None):
     results["gd_float32"]["distance_gd"] = float(np.linalg.norm(last32 - gd.theta[steps]))
 
     def central_run(eig_tol):
-        return gf.central_flow_run(
-            loss, p0, lr=h, steps=steps, substeps=4, k="auto", tracked=TRACKED, spectrum="iterative", eig_tol=eig_tol
-        )
+        eigen = gf.EigenOptions(spectrum="iterative", tol=eig_tol)
+        return gf.central_flow_run(loss, p0, lr=h, steps=steps, substeps=4, k="auto", tracked=TRACKED, eigen=eigen)
 
     central, timings = timed(lambda: central_run(EIG_TOL), 1)
-    final_info = gf.central_diagnostics(loss, central.theta[-1:], lr=h, k="auto", tracked=TRACKED, spectrum="iterative")
+    cold = gf.EigenOptions(spectrum="iterative", tol=1e-10, max_iter=500)  # diagnostics start from random vectors
+    final_info = gf.central_diagnostics(loss, central.theta[-1:], lr=h, k="auto", tracked=TRACKED, eigen=cold)
     results["central"] = {
         **seconds(timings),
         "loss_before_last": float(central.loss[-2]),

@@ -28,13 +28,11 @@ import time
 
 import jax
 import optax
-from flax import nnx
 
-from gdflows.data import load
-from gdflows.models import MLP, flatten
 from gdflows.optim import dal
 from gdflows_book.benchmarks import parse_args, write_results
 from gdflows_book.provenance import provenance
+from gdflows_book.setups import digits_network
 from gdflows_book.timing import progress_printer, timed
 
 jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
@@ -99,12 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
 
-    data = load("digits", n_train=N_TRAIN)
     rows = []
     for width in settings["widths"]:
-        net = flatten(
-            MLP([64, width, width, 10], activation="tanh", rngs=nnx.Rngs(0)), data.x_train, data.y_train, loss="mse"
-        )
+        net = digits_network(N_TRAIN, [width, width]).net
         row = {"width": width, "parameters": net.size, "methods": {}}
         for name, factory in METHODS.items():
             loop = training_loop(net.loss, factory(), settings["steps"])

@@ -37,15 +37,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from flax import nnx
 
 import gdflows as gf
 from gdflows._gd import _gd_sharpness_jit, gd_scan
-from gdflows.data import load
-from gdflows.models import MLP, flatten
 from gdflows_book.benchmarks import parse_args, write_results
 from gdflows_book.figures import save_figure, use_style
 from gdflows_book.provenance import provenance
+from gdflows_book.setups import digits_network
 from gdflows_book.timing import progress_printer, timed
 
 jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
@@ -76,9 +74,9 @@ TRACK_EVERY, TRACK_DIM = 10, 20
 progress = progress_printer("benchmarks/networks")
 
 
-def network(width: int, data):
-    model = MLP([64, width, width, 10], activation="tanh", rngs=nnx.Rngs(0))
-    return flatten(model, data.x_train, data.y_train, loss="mse")
+def network(width: int):
+    """The F6 network with two hidden layers of ``width`` on ``N_TRAIN`` digits, as a flat loss."""
+    return digits_network(N_TRAIN, [width, width]).net
 
 
 def relative(a, b) -> float:
@@ -87,8 +85,8 @@ def relative(a, b) -> float:
     return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
 
 
-def krylov_error(data, dims: list[int]) -> dict:
-    net = network(16, data)
+def krylov_error(dims: list[int]) -> dict:
+    net = network(16)
     run = gf.gd(net.loss, net.theta0, lr=LR, steps=CHECKPOINT)
     theta = jnp.asarray(run.theta[-1])
     sharp = float(gf.sharpness(net.loss, theta))
@@ -107,9 +105,9 @@ def krylov_error(data, dims: list[int]) -> dict:
     return out
 
 
-def measure(width: int, data, dense_max: int, gd_steps: int, repeats: int) -> dict:
+def measure(width: int, dense_max: int, gd_steps: int, repeats: int) -> dict:
     """One network size: a Krylov (and, if small enough, a dense) PF evaluation; GD with and without tracking."""
-    net = network(width, data)
+    net = network(width)
     loss, theta = net.loss, net.theta0
     row = {"width": width, "parameters": net.size}
     krylov = gf.principal_flow(loss, lr=LR, space="real", spectrum="krylov", krylov_dim=KRYLOV_COST_DIM)
@@ -192,11 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if args.quick else "full"
     settings = SETTINGS[mode]
     started = time.perf_counter()
-    data = load("digits", n_train=N_TRAIN)
     results = {"mode": mode, "settings": settings}
-    results["krylov_error"] = krylov_error(data, settings["krylov_dims"])
+    results["krylov_error"] = krylov_error(settings["krylov_dims"])
     results["cost"] = [
-        measure(width, data, settings["dense_max_parameters"], settings["gd_steps"], settings["repeats"])
+        measure(width, settings["dense_max_parameters"], settings["gd_steps"], settings["repeats"])
         for width in settings["widths"]
     ]
     results["provenance"] = provenance(

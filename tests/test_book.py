@@ -16,6 +16,9 @@ it through its own bundled driver, without downloading a browser.
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import re
 import threading
 from functools import partial
@@ -241,3 +244,38 @@ def test_page_renders_offline(page: str, site: Path, server: str, browser):
     assert not broken, f"{page}: images that did not load: {broken}"
     if page.startswith("build/notebooks/"):
         assert seen["images"], f"{page}: a figure notebook page without any image"
+
+
+def _public_names(module) -> list[str]:
+    """A module's ``__all__``, or else the functions and classes it defines under a public name."""
+    if hasattr(module, "__all__"):
+        return list(module.__all__)
+    return [
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isfunction(value) or inspect.isclass(value))
+        and value.__module__ == module.__name__
+    ]
+
+
+def test_api_page_documents_every_public_name(site: Path):
+    """book/api.md documents every name of ``gdflows.__all__`` and of each public submodule (a
+    re-exported name once, at the top level), and every public submodule has its section."""
+    import gdflows
+
+    html = (site / "book" / "api.html").read_text(encoding="utf-8")
+    documented = set(re.findall(r'<dt class="sig sig-object py" id="([^"]+)"', html))
+    missing = [f"gdflows.{name}" for name in gdflows.__all__ if f"gdflows.{name}" not in documented]
+    submodules = [info.name for info in pkgutil.iter_modules(gdflows.__path__) if not info.name.startswith("_")]
+    assert {"flows", "spectral", "optim", "data", "models", "problems", "errors", "analysis"} <= set(submodules)
+    top = {id(getattr(gdflows, name)) for name in gdflows.__all__}
+    for sub in submodules:
+        module = importlib.import_module(f"gdflows.{sub}")
+        assert f'id="module-gdflows.{sub}"' in html, f"api.html has no section for gdflows.{sub}"
+        missing += [
+            f"gdflows.{sub}.{name}"
+            for name in _public_names(module)
+            if id(getattr(module, name)) not in top and f"gdflows.{sub}.{name}" not in documented
+        ]
+    assert not missing, f"public names missing from the API page: {missing}"

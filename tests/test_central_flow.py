@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 
 import gdflows as gf
-from gdflows.flows.central import (
-    EigenTrackingError,
-    NotSmoothError,
-    SDCPError,
-    central_diagnostics,
-    central_flow_run,
-    solve_sdcp,
-    track_eigenpairs,
-)
-from gdflows.spectral import third_derivative_vv
+from gdflows.errors import EigenTrackingError, NotSmoothError, SDCPError
+from gdflows.flows import EigenOptions, SDCPOptions, central_diagnostics, central_flow_run
+from gdflows.sdcp import solve_sdcp
+from gdflows.spectral import third_derivative_vv, track_eigenpairs
 
 
 def toy(theta):
@@ -129,4 +123,31 @@ def test_lost_eigenvector_is_reported():
     A = jnp.asarray(m @ m.T / 40)
     loss = lambda th: 0.5 * th @ A @ th + 0.01 * jnp.sum(th**4)  # noqa: E731
     with pytest.raises(EigenTrackingError, match="GD step 0"):
-        central_flow_run(loss, jnp.ones(40), lr=0.1, steps=2, spectrum="iterative", eig_max_iter=0, eig_tol=1e-12)
+        eigen = EigenOptions(spectrum="iterative", max_iter=0, tol=1e-12)
+        central_flow_run(loss, jnp.ones(40), lr=0.1, steps=2, eigen=eigen)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: EigenOptions(spectrum="lobpcg"), "EigenOptions.spectrum must be 'dense' or 'iterative'"),
+        (lambda: EigenOptions(tol=0.0), r"EigenOptions.tol must be a positive finite number.*EigenOptions\(tol="),
+        (lambda: EigenOptions(tol="tight"), "EigenOptions.tol must be a positive finite number"),
+        (lambda: EigenOptions(max_iter=2.5), r"EigenOptions.max_iter must be a non-negative integer"),
+        (lambda: SDCPOptions(tol=float("nan")), "SDCPOptions.tol must be a positive finite number"),
+        (lambda: SDCPOptions(max_iter=-1), r"SDCPOptions.max_iter must be a non-negative integer.*SDCPOptions\("),
+    ],
+)
+def test_bad_options_name_the_field_and_the_fix(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_options_are_values_passed_once():
+    """Equal options are equal and hashable (the compiled run is cached on them); a wrong type is refused."""
+    assert EigenOptions(spectrum="iterative", tol=1e-8) == EigenOptions(spectrum="iterative")
+    assert hash(SDCPOptions(tol=1e-10)) == hash(SDCPOptions())
+    with pytest.raises(TypeError, match=r"eigen must be an EigenOptions.*EigenOptions\(spectrum='iterative'\)"):
+        gf.central_flow(toy, lr=0.3, eigen="iterative")
+    with pytest.raises(TypeError, match="sdcp must be an SDCPOptions"):
+        central_flow_run(toy, jnp.array([0.1, 6.0]), lr=0.3, steps=1, sdcp={"tol": 1e-9})

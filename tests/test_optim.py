@@ -320,3 +320,75 @@ def test_flax_nnx_optimizer_forwards_the_loss():
 def test_docstring_examples():
     result = doctest.testmod(optim, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ----------------------------------------------------------------------------- the training loop
+
+
+def test_train_matches_the_step_by_step_loop_with_minibatches():
+    """train() with batches takes the same steps as a Python loop of tx.update, and records what it says."""
+    rng = np.random.default_rng(3)
+    X, y = jnp.asarray(rng.standard_normal((12, 4))), jnp.asarray(rng.standard_normal(12))
+
+    def batch_loss(theta, batch):
+        return 0.5 * jnp.mean((jnp.tanh(X[batch] @ theta) - y[batch]) ** 2)
+
+    def full_loss(theta):
+        return 0.5 * jnp.mean((jnp.tanh(X @ theta) - y) ** 2)
+
+    batches = jnp.asarray(rng.integers(0, 12, (6, 4)))
+    theta0 = jnp.asarray(rng.standard_normal(4))
+    tx = dal(p=1.0, h_max=2.0)
+    run = optim.train(batch_loss, tx, theta0, batches=batches, objective=full_loss, evaluate=jnp.linalg.norm, every=3)
+
+    theta, state, losses, rates, norms = theta0, tx.init(theta0), [full_loss(theta0)], [], []
+    for t, batch in enumerate(batches):
+        value_fn = lambda p, batch=batch: batch_loss(p, batch)
+        updates, state = tx.update(jax.grad(value_fn)(theta), state, theta, value_fn=value_fn)
+        theta = optax.apply_updates(theta, updates)
+        losses.append(full_loss(theta))
+        rates.append(state.learning_rate)
+        if (t + 1) % 3 == 0:
+            norms.append(jnp.linalg.norm(theta))
+    np.testing.assert_allclose(run.theta, theta, rtol=1e-12)
+    np.testing.assert_allclose(run.loss, losses, rtol=1e-12)
+    np.testing.assert_allclose(run.learning_rate, rates, rtol=1e-12)
+    np.testing.assert_allclose(run.evaluations, norms, rtol=1e-12)
+    assert run.loss.shape == (7,) and run.learning_rate.shape == (6,) and run.evaluations.shape == (2,)
+    assert not run.diverged
+
+
+def test_train_stops_at_a_divergence_and_reads_injected_learning_rates():
+    """GD at h = 1e200 on E = θ²: θ overflows at step 2; θ stays at the last finite iterate."""
+    loss = lambda theta: jnp.sum(theta**2)
+    tx = optax.inject_hyperparams(optax.sgd)(learning_rate=1e200)
+    run = optim.train(loss, tx, jnp.array([1.0]), steps=4, objective=lambda theta: jnp.sum(jnp.abs(theta)))
+    assert run.diverged
+    assert np.isfinite(run.loss[:2]).all() and np.isinf(run.loss[2:]).all()
+    np.testing.assert_allclose(run.theta, [1.0 - 2e200])
+    np.testing.assert_array_equal(run.learning_rate[:2], [1e200, 1e200])  # h of the diverging step is kept
+    assert np.isnan(run.learning_rate[2:]).all()
+
+
+def test_train_without_a_learning_rate_in_the_state_records_nan_or_what_it_is_told():
+    loss = lambda theta: jnp.sum(theta**2)
+    plain = optim.train(loss, optax.sgd(0.1), jnp.array([1.0]), steps=3)
+    told = optim.train(loss, optax.sgd(0.1), jnp.array([1.0]), steps=3, learning_rate=lambda state: 0.1)
+    np.testing.assert_allclose(plain.loss, [1.0, 0.64, 0.4096, 0.262144])
+    assert np.isnan(plain.learning_rate).all() and np.all(np.asarray(told.learning_rate) == 0.1)
+    assert plain.evaluations.shape == (0,)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({}, "steps"),
+        ({"steps": 0}, "steps"),
+        ({"steps": 5, "every": 2}, "every"),
+        ({"batches": jnp.zeros((3, 2))}, "objective"),
+        ({"batches": jnp.zeros((3, 2)), "steps": 4, "objective": jnp.sum}, "steps"),
+    ],
+)
+def test_train_bad_arguments_name_themselves(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        optim.train(lambda theta: jnp.sum(theta**2), optax.sgd(0.1), jnp.array([1.0]), **kwargs)

@@ -22,7 +22,7 @@ flows' ``init`` issue a :class:`PrecisionWarning` on float32 or complex64 input.
 
 The implementation lives in private modules (``gdflows._gd``, ``gdflows._solve``, ...)
 re-exported here; the public submodules are :mod:`gdflows.data`, :mod:`gdflows.models`,
-:mod:`gdflows.optim`, :mod:`gdflows.spectral`, :mod:`gdflows.problems`, :mod:`gdflows.flows`,
+:mod:`gdflows.optim`, :mod:`gdflows.spectral`, :mod:`gdflows.sdcp`, :mod:`gdflows.problems`, :mod:`gdflows.flows`,
 :mod:`gdflows.analysis` and :mod:`gdflows.errors`.
 """
 
@@ -35,6 +35,7 @@ from gdflows._results import (
     SharpnessRun,
     Solution,
     SolverStats,
+    TrainRun,
 )
 from gdflows._solve import solve, solve_scan
 from gdflows.errors import (
@@ -48,7 +49,9 @@ from gdflows.errors import (
 )
 from gdflows.flows import (
     CentralInfo,
+    EigenOptions,
     Flow,
+    SDCPOptions,
     central_diagnostics,
     central_flow,
     central_flow_run,
@@ -69,6 +72,7 @@ __all__ = [
     "CentralRun",
     "DALState",
     "DivergenceWarning",
+    "EigenOptions",
     "EigenTrackingError",
     "Flow",
     "FlowScan",
@@ -79,9 +83,11 @@ __all__ = [
     "NotSmoothError",
     "PrecisionWarning",
     "SDCPError",
+    "SDCPOptions",
     "SharpnessRun",
     "Solution",
     "SolverStats",
+    "TrainRun",
     "central_diagnostics",
     "central_flow",
     "central_flow_run",

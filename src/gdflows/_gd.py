@@ -83,6 +83,15 @@ def gd_scan(loss: Loss, theta0: jax.Array, lr: float, steps: int) -> GDScan:
 
     Once a loss or iterate is non-finite the iterate stops moving, so a batch of
     runs can be vectorised even when some of them diverge.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> loss = lambda th: 0.5 * jnp.sum(th**2)
+      >>> starts = jnp.array([[1.0], [2.0]])
+      >>> jax.vmap(lambda th: gd_scan(loss, th, 0.5, 3).theta[-1, 0])(starts).tolist()  # 0.5^3 theta_0
+      [0.125, 0.25]
+      >>> int(gd_scan(loss, jnp.ones(1), 3.0, 2000).finite_steps)  # E = 4^n / 2 overflows float64 at n = 512
+      512
     """
     guarded = _guarded_step(loss, lr)
 
@@ -234,6 +243,13 @@ def gd_with_sharpness(
       A :class:`~gdflows.SharpnessRun`: the loss at every step; eigenvalues, residuals, top eigenvector and
       parameters at the tracked steps. A run that becomes non-finite freezes there (its loss is
       ``inf`` afterwards), ``stopped_at`` names the time and a :class:`DivergenceWarning` is issued.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> loss = lambda th: 0.5 * jnp.sum(jnp.array([3.0, 1.0]) * th**2)  # Hessian diag(3, 1)
+      >>> run = gd_with_sharpness(loss, jnp.ones(2), lr=0.1, steps=4, every=2)
+      >>> run.tracked_steps.tolist(), [round(float(s), 9) for s in run.sharpness]
+      ([0, 2, 4], [3.0, 3.0, 3.0])
     """
     lr = check_lr(lr)
     steps = check_steps(steps)

@@ -6,13 +6,10 @@ Shapes: :math:`N` GD steps, :math:`d` parameters, :math:`K` tracked steps, :math
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-
-if TYPE_CHECKING:
-    from gdflows.flows.central import CentralInfo
 
 
 class GDRun(NamedTuple):
@@ -112,6 +109,20 @@ class FlowScan(NamedTuple):
     result: Any  # diffrax's RESULTS code of the solve (its message says why a failed solve stopped)
 
 
+class CentralInfo(NamedTuple):
+    """What one evaluation of the central flow found (all arrays; batched over time in runs)."""
+
+    eigenvalues: jax.Array  # (tracked,) top Hessian eigenvalues, descending
+    vectors: jax.Array  # (d, tracked) their orthonormal eigenvectors; U is the first k columns
+    X: jax.Array  # (k, k) Sigma = U X U^T, X PSD
+    predicted_loss: jax.Array  # E + <U^T H U, X>/2 = E + tr(Sigma)/h at lambda = 2/h: GD's time-averaged loss
+    sdcp_residual: jax.Array  # relative KKT residual of the SDCP solution
+    sdcp_iterations: jax.Array  # projected-gradient iterations spent on it (0: closed form)
+    eig_residual: jax.Array  # max_i |H u_i - lambda_i u_i| / |lambda_1|
+    hvps: jax.Array  # Hessian-vector products spent on the eigenpairs (and H U)
+    active: jax.Array  # rank of X: the directions whose constraint is active (oscillating at the edge)
+
+
 class CentralRun(NamedTuple):
     r"""The central flow by forward Euler substeps (:func:`gdflows.central_flow_run`), at :math:`t_n = nh`."""
 
@@ -125,3 +136,21 @@ class CentralRun(NamedTuple):
     sdcp_residual_max: float  # worst relative KKT residual of the SDCP over the run
     eig_residual_max: float  # worst relative eigen-residual over the run
     substeps: int  # Euler substeps per GD step
+
+
+class TrainRun(NamedTuple):
+    r"""An optimiser run on a flat loss (:func:`gdflows.optim.train`), :math:`N` steps.
+
+    A step whose new iterate is not finite ends the run: ``theta`` stays at the last finite
+    iterate, the later losses are :math:`+\infty` and the later learning rates NaN.
+    """
+
+    theta: jax.Array  # (d,) the last finite iterate
+    loss: jax.Array  # (N+1,) objective(theta_t), t = 0..N; +inf after a divergence
+    learning_rate: jax.Array  # (N,) h_t of each step read from the optimiser state; NaN where the state has none
+    evaluations: jax.Array  # (N // every,) evaluate(theta) after every `every` steps; empty without evaluate
+
+    @property
+    def diverged(self) -> bool:
+        """Whether an iterate became non-finite."""
+        return not bool(np.isfinite(np.asarray(self.loss[-1])))

@@ -40,6 +40,15 @@ def escape_rate(t, distance, *, low: float, high: float) -> EscapeFit:
 
     Raises:
       ValueError: if fewer than three samples fall in the window.
+
+    Example:
+      >>> import numpy as np
+      >>> from gdflows.analysis import escape_rate
+      >>> h, lam = 0.1, 2.0
+      >>> t = h * np.arange(40)
+      >>> fit = escape_rate(t, 1e-6 * (1 + h * lam) ** np.arange(40), low=1e-5, high=1e-2)
+      >>> bool(np.isclose(fit.rate, np.log(1 + h * lam) / h)), fit.points
+      (True, 27)
     """
     t = np.asarray(t, dtype=float)
     d = np.asarray(distance, dtype=float)
@@ -69,7 +78,13 @@ def escape_rate(t, distance, *, low: float, high: float) -> EscapeFit:
 
 
 def exit_time(t, inside) -> float | None:
-    """The first time at which ``inside`` (a boolean array over the samples) is False; None if never."""
+    """The first time at which ``inside`` (a boolean array over the samples) is False; None if never.
+
+    Example:
+      >>> from gdflows.analysis import exit_time
+      >>> exit_time([0.0, 0.5, 1.0, 1.5], [True, True, False, True]), exit_time([0.0, 0.5], [True, True])
+      (1.0, None)
+    """
     inside = np.asarray(inside, dtype=bool)
     outside = np.flatnonzero(~inside)
     return float(np.asarray(t)[outside[0]]) if outside.size else None
@@ -87,6 +102,13 @@ def classify_endpoints(points, centres, radii, *, bound: float) -> np.ndarray:
     Returns:
       Integer labels: ``j`` for minimum ``j``, ``k`` for "elsewhere" (finite but near no
       minimum: a cycle, or a flow that has not settled) and ``k + 1`` for "diverged".
+
+    Example:
+      >>> import numpy as np
+      >>> from gdflows.analysis import classify_endpoints
+      >>> points = [[0.01, 0.0], [2.0, 0.05], [1.0, 1.0], [np.nan, 0.0], [1e9, 0.0]]
+      >>> classify_endpoints(points, centres=[[0.0, 0.0], [2.0, 0.0]], radii=[0.1, 0.1], bound=1e6).tolist()
+      [0, 1, 2, 3, 3]
     """
     points = np.asarray(points, dtype=float)
     centres = np.asarray(centres, dtype=float)

@@ -18,12 +18,6 @@ Features are standardised with the *training* mean and standard deviation (per f
 feature that is constant on the training set is only centred). Targets come both as integer
 labels and as one-hot vectors (the regression targets of a mean-squared-error loss).
 Every call with the same arguments returns the same arrays.
-
-Example:
-  >>> from gdflows.data import load
-  >>> data = load("digits", n_train=1000)
-  >>> data.x_train.shape, data.y_train.shape, data.x_test.shape
-  ((1000, 64), (1000, 10), (797, 64))
 """
 
 from __future__ import annotations
@@ -216,6 +210,14 @@ def load(
       ValueError: an unknown ``name`` (the message lists the valid ones), a subset larger than
         the data, or a malformed CIFAR-10 batch (the message names the file and the format).
       FileNotFoundError: a missing CIFAR-10 directory or batch file (named in the message).
+
+    Example:
+      >>> from gdflows.data import load
+      >>> data = load("digits", n_train=1000)
+      >>> data.x_train.shape, data.y_train.shape, data.x_test.shape
+      ((1000, 64), (1000, 10), (797, 64))
+      >>> load("digits", n_train=100, flatten=False).x_train.shape  # images for a CNN
+      (100, 8, 8, 1)
     """
     if name not in NAMES:
         raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(NAMES)}.")

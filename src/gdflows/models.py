@@ -13,15 +13,6 @@ conjugate) is holomorphic, and its flat loss accepts complex :math:`\theta`. ReL
 (nor is the cross-entropy, whose log-sum-exp needs a maximum). :attr:`FlatModel.holomorphic`
 records which case holds, and the flat loss carries it as ``loss.holomorphic`` so that
 :func:`gdflows.principal_flow` refuses ``space="complex"`` for such a loss before running.
-
-Example:
-  >>> import jax.numpy as jnp
-  >>> from flax import nnx
-  >>> from gdflows.models import MLP, flatten
-  >>> model = MLP([4, 8, 3], activation="tanh", rngs=nnx.Rngs(0))
-  >>> flat = flatten(model, jnp.ones((5, 4)), jnp.zeros((5, 3)), loss="mse")
-  >>> flat.size, flat.holomorphic
-  (67, True)
 """
 
 from __future__ import annotations
@@ -112,6 +103,16 @@ class MLP(nnx.Module):
         its name; another one is used as given, with unknown holomorphy (see :func:`flatten`).
       rngs: ``nnx.Rngs`` for the initialisation (LeCun-normal weights, zero biases).
       param_dtype: parameter dtype (float64 by default, to compare flows with GD tightly).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from gdflows.models import MLP
+      >>> model = MLP([4, 8, 3], activation="tanh", rngs=nnx.Rngs(0))
+      >>> model(jnp.ones((5, 4))).shape  # a batch of 5 inputs, 3 outputs each
+      (5, 3)
+      >>> len(model.layers), model.layers[0].kernel.shape  # (4*8 + 8) + (8*3 + 3) = 67 parameters
+      (2, (4, 8))
     """
 
     def __init__(self, sizes: Sequence[int], *, activation: str = "tanh", rngs: nnx.Rngs, param_dtype=jnp.float64):
@@ -266,6 +267,19 @@ def flatten(model: nnx.Module, x, y, *, loss: Literal["mse", "cross_entropy"] = 
     Returns:
       A :class:`FlatModel`. Its ``loss`` accepts real parameters and, when ``holomorphic``,
       complex ones (the analytic continuation); ``to_model(theta)`` rebuilds the module.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from gdflows.models import MLP, flatten
+      >>> model = MLP([4, 8, 3], activation="tanh", rngs=nnx.Rngs(0))
+      >>> flat = flatten(model, jnp.ones((5, 4)), jnp.zeros((5, 3)), loss="mse")
+      >>> flat.size, flat.holomorphic, flat.theta0.shape
+      (67, True, (67,))
+      >>> bool(jnp.allclose(flat.predict(flat.theta0, jnp.ones((5, 4))), model(jnp.ones((5, 4)))))
+      True
+      >>> flatten(MLP([4, 3], activation="relu", rngs=nnx.Rngs(0)), jnp.ones((5, 4)), jnp.zeros((5, 3))).holomorphic
+      False
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; valid names: {', '.join(LOSSES)}.")

@@ -45,6 +45,7 @@ what it costs per step.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Literal, NamedTuple
@@ -54,8 +55,9 @@ import jax.numpy as jnp
 import optax
 
 from gdflows._checks import check_choice, check_number
+from gdflows._results import TrainRun
 
-__all__ = ["DALState", "dal", "scale_by_dal"]
+__all__ = ["DALState", "dal", "scale_by_dal", "train"]
 
 HVP_METHODS = ("exact", "finite_difference")
 
@@ -343,3 +345,120 @@ def dal(
         return jax.tree.map(jnp.negative, scaled), state
 
     return optax.GradientTransformationExtraArgs(inner.init, update_fn)
+
+
+# ----------------------------------------------------------------------------- a training loop
+
+
+def _state_learning_rate(state) -> jax.Array | None:
+    """The field ``learning_rate`` of an optimiser state (DAL's, ``optax.inject_hyperparams``'), or None."""
+    return optax.tree_utils.tree_get(state, "learning_rate")
+
+
+@functools.partial(jax.jit, static_argnames=("loss", "tx", "steps", "objective", "evaluate", "every", "learning_rate"))
+def _train(theta0, batches, *, loss, tx, steps, objective, evaluate, every, learning_rate):
+    tx = optax.with_extra_args_support(tx)
+    nan = jnp.asarray(jnp.nan, jnp.result_type(*jax.tree.leaves(theta0)))
+
+    def step(carry, batch):
+        theta, state, alive = carry
+        value_fn = loss if batch is None else functools.partial(loss, batch=batch)
+        updates, state = tx.update(jax.grad(value_fn)(theta), state, theta, value_fn=value_fn)
+        new = optax.apply_updates(theta, updates)
+        ok = alive & jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(new)]))
+        h = learning_rate(state) if learning_rate is not None else _state_learning_rate(state)
+        h = nan if h is None else jnp.asarray(h)
+        recorded = jnp.where(ok, objective(new), jnp.inf)
+        kept = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, theta)
+        return (kept, state, ok), (recorded, jnp.where(alive, h, nan))
+
+    def chunk(carry, chunk_batches):
+        carry, (values, h) = jax.lax.scan(step, carry, chunk_batches, length=every)
+        return carry, (values, h, evaluate(carry[0]) if evaluate is not None else jnp.zeros(0))
+
+    if batches is not None:
+        batches = jax.tree.map(lambda b: b.reshape(steps // every, every, *b.shape[1:]), batches)
+    carry = (theta0, tx.init(theta0), jnp.array(True))
+    (theta, _, _), (values, h, evaluations) = jax.lax.scan(chunk, carry, batches, length=steps // every)
+    first = jnp.reshape(objective(theta0), (1,))
+    return TrainRun(theta, jnp.concatenate([first, values.ravel()]), h.ravel(), evaluations.reshape(-1))
+
+
+def train(
+    loss: Callable,
+    tx: optax.GradientTransformation,
+    theta0,
+    *,
+    steps: int | None = None,
+    batches=None,
+    objective: Callable | None = None,
+    evaluate: Callable | None = None,
+    every: int = 1,
+    learning_rate: Callable | None = None,
+) -> TrainRun:
+    r"""Run the optimiser ``tx`` for ``steps`` steps on ``loss``, as one compiled loop, and record it.
+
+    Each step :math:`t` computes :math:`g_t = \nabla E_t(\theta_t)` and
+    ``updates, state = tx.update(g_t, state, theta_t, value_fn=E_t)`` (so :func:`dal` and optax's
+    line searches get the loss), then :math:`\theta_{t+1} = \theta_t + \text{updates}`, where
+    :math:`E_t` is ``loss`` or, with ``batches``, ``loss(theta, batch=batches[t])``. It records
+    ``objective`` (default ``loss``) at every iterate, :math:`h_t` from the optimiser state, and
+    ``evaluate(theta)`` after every ``every`` steps. A non-finite iterate ends the run (see
+    :class:`gdflows.TrainRun`).
+
+    The loop is compiled once per ``(loss, tx, objective, evaluate, learning_rate, steps,
+    every)``: pass the same function objects again (e.g. for other seeds) to reuse it.
+
+    Args:
+      loss: ``loss(theta) -> scalar``, or with ``batches`` ``loss(theta, batch) -> scalar``
+        (the keyword must be ``batch``).
+      tx: an optax transformation; a plain one is given extra-argument support.
+      theta0: the start, a pytree of arrays (a flat vector for the library's losses).
+      steps: number of steps; optional with ``batches`` (their leading length), required without.
+      batches: a pytree of arrays whose leading axis indexes the steps (e.g. ``(steps,
+        batch_size)`` example indices), or None for a full-batch ``loss(theta)``.
+      objective: ``objective(theta) -> scalar`` recorded at every iterate; default ``loss``
+        (required with ``batches``: e.g. the full training loss).
+      evaluate: ``evaluate(theta) -> scalar`` (e.g. test accuracy) after every ``every`` steps.
+      every: steps between evaluations; must divide ``steps``.
+      learning_rate: ``learning_rate(state) -> h_t``; default: the state's field
+        ``learning_rate`` (:class:`DALState`, ``optax.inject_hyperparams``), NaN if there is none.
+
+    Returns:
+      A :class:`gdflows.TrainRun` ``(theta, loss, learning_rate, evaluations)``.
+
+    Example:
+      DAL-1 on :math:`E = \tfrac12(4\theta_1^2 + \theta_2^2)` settles at :math:`h = 2/4`:
+
+      >>> import jax.numpy as jnp
+      >>> from gdflows.optim import dal, train
+      >>> loss = lambda theta: 0.5 * (4.0 * theta[0] ** 2 + theta[1] ** 2)
+      >>> run = train(loss, dal(p=1.0), jnp.array([1.0, 1.0]), steps=20)
+      >>> run.loss.shape, round(float(run.learning_rate[-1]), 6)
+      ((21,), 0.5)
+    """
+    if batches is not None:
+        length = jax.tree.leaves(batches)[0].shape[0]
+        if steps is not None and steps != length:
+            raise ValueError(f"steps={steps} but batches has {length} steps: pass one of them (or make them agree).")
+        steps = length
+        if objective is None:
+            raise ValueError(
+                "With batches, loss(theta, batch) is a minibatch loss; pass objective=... (e.g. the full "
+                "training loss, theta -> scalar) for the recorded loss."
+            )
+    if steps is None or int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive whole number (or pass batches), got steps={steps!r}.")
+    if int(every) != every or every < 1 or steps % every:
+        raise ValueError(f"every must be a positive divisor of steps={steps}, got every={every!r}.")
+    return _train(
+        theta0,
+        batches,
+        loss=loss,
+        tx=tx,
+        steps=int(steps),
+        objective=loss if objective is None else objective,
+        evaluate=evaluate,
+        every=int(every),
+        learning_rate=learning_rate,
+    )

@@ -7,15 +7,6 @@ for its critical points; :meth:`Landscape.critical_points` refines each guess wi
 Newton's method on :math:`\nabla E = 0` and returns the point together with the Hessian
 eigenvalues computed there by :func:`gdflows.hessian` — no curvature in this module is
 typed in by hand.
-
-Example:
-  >>> import gdflows.problems as gp
-  >>> land = gp.two_minima_1d()
-  >>> points = land.critical_points()
-  >>> sorted(points)
-  ['barrier', 'narrow', 'wide']
-  >>> bool(points["narrow"].eigenvalues[0] > points["wide"].eigenvalues[0])
-  True
 """
 
 from __future__ import annotations
@@ -64,6 +55,15 @@ def find_critical_point(loss, guess, *, tol: float = 1e-14, max_iter: int = 60) 
 
     Returns:
       A :class:`CriticalPoint` with the Hessian eigenvalues ``jnp.linalg.eigvalsh(hessian(loss, x))``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from gdflows.problems import find_critical_point
+      >>> found = find_critical_point(lambda x: (x[0] ** 2 - 1) ** 2, [0.8])  # E'' = 12x^2 - 4
+      >>> found.kind, round(float(found.point[0]), 12), round(float(found.eigenvalues[0]), 9)
+      ('minimum', 1.0, 8.0)
+      >>> find_critical_point(lambda x: (x[0] ** 2 - 1) ** 2, [0.1]).kind
+      'maximum'
     """
     tol = check_number("tol", tol, example="tol=1e-14")
     max_iter = check_positive_int("max_iter", max_iter, example="max_iter=60")
@@ -133,6 +133,14 @@ def two_minima_1d(
     wide one's :math:`\kappa + A_w/\sigma_w^2` (about 1.05). Critical points (guesses): the wide
     minimum (0), the narrow minimum (:math:`\mu`) and the barrier between them
     (:math:`\mu - 1.5\sigma_s`), a local maximum.
+
+    Example:
+      >>> import gdflows.problems as gp
+      >>> points = gp.two_minima_1d().critical_points()
+      >>> {name: point.kind for name, point in sorted(points.items())}
+      {'barrier': 'maximum', 'narrow': 'minimum', 'wide': 'minimum'}
+      >>> round(float(points["narrow"].eigenvalues[0]), 1), round(float(points["wide"].eigenvalues[0]), 2)
+      (12.2, 1.05)
     """
     kappa, aw, sw, a_s, ss, mu = _two_minima_constants(**locals())
 
@@ -164,6 +172,12 @@ def two_minima_2d(
     and the saddle between their basins (:math:`\mu - 1.5\sigma_s`, 0), which is the 1-D
     barrier with an extra stable direction :math:`y`. Both Hessian eigenvalues of the narrow
     minimum are large, so GD with :math:`h\lambda > 2` is unstable there in every direction.
+
+    Example:
+      >>> import gdflows.problems as gp
+      >>> points = gp.two_minima_2d().critical_points()
+      >>> points["saddle"].kind, bool(min(points["narrow"].eigenvalues) > 10)
+      ('saddle', True)
     """
     kappa, aw, sw, a_s, ss, mu = _two_minima_constants(**locals())
 
@@ -187,6 +201,14 @@ def saddle_2d(*, stable: float = 3.0, unstable: float = 2.0, quartic: float = 2.
     :math:`(0, \pm\sqrt{b/c})` with eigenvalues :math:`(a, 2b)`. The stable manifold of the
     saddle is the :math:`x` axis; GD started at :math:`(x_0, \varepsilon)` is pulled towards the
     saddle along :math:`x` and pushed away along :math:`y` at the rate :math:`1 + hb` per step.
+
+    Example:
+      >>> import gdflows.problems as gp
+      >>> points = gp.saddle_2d(stable=3.0, unstable=2.0, quartic=2.0).critical_points()
+      >>> [round(float(v), 9) for v in points["saddle"].eigenvalues]  # (-b, a)
+      [-2.0, 3.0]
+      >>> [round(float(v), 9) for v in points["minimum +"].eigenvalues]  # (a, 2b) at (0, sqrt(b/c))
+      [3.0, 4.0]
     """
     a = check_number("stable", stable, minimum=None)
     b = check_number("unstable", unstable, example="unstable=2.0")
@@ -208,6 +230,12 @@ def saddle_quadratic(*, stable: float = 1.0, unstable: float = 1.0) -> Landscape
 
     GD is exactly :math:`x_n = (1 - ha)^n x_0`, :math:`y_n = (1 + hb)^n y_0`; the test bed of
     :func:`gdflows.analysis.escape_rate`.
+
+    Example:
+      >>> import jax.numpy as jnp, gdflows as gf, gdflows.problems as gp
+      >>> run = gf.gd(gp.saddle_quadratic(stable=1.0, unstable=1.0).loss, jnp.array([1.0, 1e-3]), lr=0.5, steps=2)
+      >>> [[round(float(v), 12) for v in theta] for theta in run.theta]  # x (1 - h)^n, y (1 + h)^n
+      [[1.0, 0.001], [0.5, 0.0015], [0.25, 0.00225]]
     """
     a, b = check_number("stable", stable, minimum=None), check_number("unstable", unstable, minimum=None)
 

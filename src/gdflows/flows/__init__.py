@@ -2,32 +2,32 @@
 
 from gdflows.errors import EigenTrackingError, NotSmoothError, SDCPError
 from gdflows.flows._base import Flow, parameter_flow
+from gdflows.flows._loss_checks import check_holomorphic, check_smooth
 from gdflows.flows.central import (
     CentralInfo,
+    EigenOptions,
+    SDCPOptions,
     central_diagnostics,
     central_flow,
     central_flow_run,
-    check_smooth,
-    solve_sdcp,
-    track_eigenpairs,
 )
 from gdflows.flows.gradient import gradient_flow
 from gdflows.flows.modified import modified_flow
-from gdflows.flows.principal import check_holomorphic, pf_coefficient, principal_flow
+from gdflows.flows.principal import pf_coefficient, principal_flow
 from gdflows.flows.rod import rod_ends, rod_flow, rod_length
 
 __all__ = [
     "CentralInfo",
+    "EigenOptions",
     "EigenTrackingError",
     "Flow",
     "NotSmoothError",
     "SDCPError",
+    "SDCPOptions",
     "central_diagnostics",
     "central_flow",
     "central_flow_run",
     "check_smooth",
-    "solve_sdcp",
-    "track_eigenpairs",
     "check_holomorphic",
     "gradient_flow",
     "modified_flow",

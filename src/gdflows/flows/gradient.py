@@ -18,6 +18,14 @@ def gradient_flow(loss, *, lr: float) -> Flow:
       loss: the loss :math:`E(\theta)`.
       lr: the learning rate :math:`h` of the GD it is compared with. The field does not depend
         on it, but the times it is read at do: :func:`gdflows.solve` returns it at :math:`t_n = nh`.
+
+    Example:
+      >>> import jax.numpy as jnp, gdflows as gf
+      >>> flow = gf.gradient_flow(lambda th: 0.5 * jnp.sum(th**2), lr=0.1)
+      >>> flow.name, flow.lr
+      ('NGF', 0.1)
+      >>> [float(v) for v in flow.vector_field(0.0, flow.init(jnp.array([1.0, -2.0])))]  # -grad E = -theta
+      [-1.0, 2.0]
     """
     h = check_lr(lr)
     return parameter_flow("NGF", loss, bind(_negative_gradient, loss), lr=h)

@@ -31,6 +31,16 @@ def modified_flow(loss, *, lr: float, order: int = 1) -> Flow:
       loss: the loss :math:`E(\theta)`.
       lr: the learning rate :math:`h` of the GD being modelled.
       order: 1 (IGR) or 2 (third order).
+
+    Example:
+      On :math:`E = \tfrac a2\theta^2` the fields are :math:`-(1 + \tfrac{ha}2)a\theta` and
+      :math:`-(1 + \tfrac{ha}2 + \tfrac{(ha)^2}3)a\theta` (here :math:`a = 2`, :math:`h = 0.1`):
+
+      >>> import jax.numpy as jnp, gdflows as gf
+      >>> loss = lambda th: jnp.sum(th**2)
+      >>> theta = jnp.array([1.0])
+      >>> [round(float(gf.modified_flow(loss, lr=0.1, order=k).vector_field(0.0, theta)[0]), 12) for k in (1, 2)]
+      [-2.2, -2.226666666667]
     """
     h = check_lr(lr)
     if order not in (1, 2):

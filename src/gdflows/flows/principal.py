@@ -21,11 +21,11 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from gdflows._checks import check_lr, check_positive_int
 from gdflows.errors import NotHolomorphicError
 from gdflows.flows._base import Flow, bind, first, parameter_flow, precision_checked
+from gdflows.flows._loss_checks import check_holomorphic
 from gdflows.spectral import hessian, hvp_operator, krylov_apply
 
 _SERIES_RADIUS = 1e-3  # below it, six series terms are exact to ~1e-19
@@ -81,53 +81,16 @@ def pf_coefficient(x) -> jax.Array:
 
     For complex ``x`` the branch cut of :math:`\log(1-x)` is :math:`\{1 + is: s > 0\}`, which
     keeps :math:`c` analytic around the real axis (see ``_log_one_minus``).
+
+    Example:
+      >>> import math, gdflows as gf
+      >>> float(gf.pf_coefficient(0.0).real)  # c(0) = -1: the gradient flow
+      -1.0
+      >>> c = complex(gf.pf_coefficient(3.0))  # log|1 - 3|/3 + i pi/3
+      >>> math.isclose(c.real, math.log(2) / 3), math.isclose(c.imag, math.pi / 3)
+      (True, True)
     """
     return _coefficient(x)
-
-
-def _probe(theta0: jax.Array, seed: int) -> jax.Array:
-    v = jax.random.normal(jax.random.key(seed), theta0.shape, dtype=theta0.real.dtype)
-    return v / jnp.linalg.norm(v)
-
-
-def check_holomorphic(loss, theta0: jax.Array, *, rtol: float = 1e-6) -> None:
-    r"""Raise :class:`NotHolomorphicError` unless ``loss`` passes a Cauchy–Riemann test near ``theta0``.
-
-    At two complex points :math:`z = \theta_0 + s(a + ib)` (random probe directions
-    :math:`a, b`, :math:`s = 10^{-2}(1 + \|\theta_0\|_\infty)`) a holomorphic :math:`E` has
-    :math:`dE(z)[iu] = i\,dE(z)[u]` for every :math:`u`; this is checked with two ``jvp``\ s.
-    Functions built from ``abs``, ``conj``, ``real``/``imag`` or real-only primitives fail it.
-    A piecewise-holomorphic loss (ReLU, ``max``) passes wherever it is smooth: such models
-    must be refused by the caller who knows the model.
-    """
-    theta0 = jnp.asarray(theta0)
-    scale = 1e-2 * (1.0 + float(jnp.max(jnp.abs(theta0)))) if theta0.size else 1e-2
-    fix = "use principal_flow(loss, lr=..., space='real') for the real-part PF on real parameters"
-    for seed in (1, 2):
-        a, b, u = _probe(theta0, seed), _probe(theta0, seed + 10), _probe(theta0, seed + 20)
-        z = theta0 + scale * (a + 1j * b)
-        try:
-            value, along_u = jax.jvp(loss, (z,), (u.astype(z.dtype),))
-            _, along_iu = jax.jvp(loss, (z,), (1j * u,))
-        except Exception as error:  # the loss cannot even be evaluated at complex parameters
-            raise NotHolomorphicError(
-                f"principal_flow(space='complex') evaluates the loss at complex parameters, which failed "
-                f"({type(error).__name__}: {error}); {fix}."
-            ) from error
-        if not jnp.issubdtype(jnp.asarray(value).dtype, jnp.complexfloating):
-            raise NotHolomorphicError(
-                "principal_flow(space='complex') needs a holomorphic loss, but this loss returns a real "
-                f"value at complex parameters (it uses abs, real, conj or similar); {fix}."
-            )
-        mismatch = float(jnp.abs(along_iu - 1j * along_u))
-        size = float(jnp.abs(along_u) + jnp.abs(value) + 1.0)
-        if not np.isfinite(mismatch) or mismatch > rtol * size:
-            raise NotHolomorphicError(
-                "principal_flow(space='complex') needs a loss that is holomorphic in the parameters "
-                f"(polynomials, exp, tanh, softplus, GELU networks with MSE); this one fails the "
-                f"Cauchy-Riemann identity dE[iu] = i dE[u] by {mismatch:.3g} (relative {mismatch / size:.3g}) "
-                f"near theta0; {fix}."
-            )
 
 
 def principal_flow(
@@ -183,6 +146,23 @@ def principal_flow(
     A loss that says it is not holomorphic (``loss.holomorphic is False``, as set by
     :func:`gdflows.models.flatten` for ReLU networks or the cross-entropy) is refused for
     ``space="complex"`` with :class:`~gdflows.NotHolomorphicError`.
+
+    Example:
+      On :math:`E = \tfrac a2\theta^2` the PF is linear, :math:`\dot\theta = \tfrac1h\log(1 - ha)\,\theta`,
+      whose time-:math:`h` map is GD's factor :math:`1 - ha` (here :math:`a = 1`, :math:`h = 0.5`):
+
+      >>> import math, jax.numpy as jnp, gdflows as gf
+      >>> loss = lambda th: 0.5 * jnp.sum(th**2)
+      >>> flow = gf.principal_flow(loss, lr=0.5, space="real")
+      >>> velocity = flow.vector_field(0.0, flow.init(jnp.array([1.0])))
+      >>> math.isclose(float(velocity[0]), math.log(0.5) / 0.5)
+      True
+      >>> complex_flow = gf.principal_flow(loss, lr=0.5)  # space="complex": state (Re z, Im z)
+      >>> [float(part[0]) for part in complex_flow.init(jnp.array([1.0]))]
+      [1.0, 0.0]
+      >>> sol = gf.solve(flow, jnp.array([1.0]), steps=3)
+      >>> [round(float(v), 9) for v in sol.theta[:, 0]]  # GD's iterates 0.5^n
+      [1.0, 0.5, 0.25, 0.125]
     """
     h = check_lr(lr)
     if space not in ("complex", "real"):

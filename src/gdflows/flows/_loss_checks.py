@@ -1,0 +1,112 @@
+r"""What a loss supports: the checks that refuse a loss a flow cannot use.
+
+* :func:`check_holomorphic`: the complex-space principal flow evaluates the loss at complex
+  parameters and needs its analytic continuation (a Cauchy–Riemann test near :math:`\theta_0`).
+* :func:`check_smooth`: the central flow needs third derivatives, so no primitive with a
+  discontinuous derivative (ReLU, ``abs``, ...) may appear in the loss (a test on its jaxpr).
+
+Both raise an error from :mod:`gdflows.errors` that names the way out.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.extend.core as jax_core
+import jax.numpy as jnp
+import numpy as np
+
+from gdflows.errors import NotHolomorphicError, NotSmoothError
+from gdflows.spectral import _start_vector
+
+
+def check_holomorphic(loss, theta0: jax.Array, *, rtol: float = 1e-6) -> None:
+    r"""Raise :class:`NotHolomorphicError` unless ``loss`` passes a Cauchy–Riemann test near ``theta0``.
+
+    At two complex points :math:`z = \theta_0 + s(a + ib)` (random probe directions
+    :math:`a, b`, :math:`s = 10^{-2}(1 + \|\theta_0\|_\infty)`) a holomorphic :math:`E` has
+    :math:`dE(z)[iu] = i\,dE(z)[u]` for every :math:`u`; this is checked with two ``jvp``\ s.
+    Functions built from ``abs``, ``conj``, ``real``/``imag`` or real-only primitives fail it.
+    A piecewise-holomorphic loss (ReLU, ``max``) passes wherever it is smooth: such models
+    must be refused by the caller who knows the model.
+
+    Example:
+      >>> import jax.numpy as jnp, gdflows as gf
+      >>> gf.check_holomorphic(lambda th: jnp.sum(jnp.tanh(th) ** 2), jnp.ones(3))  # passes: returns None
+      >>> gf.check_holomorphic(lambda th: jnp.sum(jnp.abs(th) ** 2), jnp.ones(3))
+      Traceback (most recent call last):
+      ...
+      gdflows.errors.NotHolomorphicError: principal_flow(space='complex') needs a holomorphic loss, ...
+    """
+    theta0 = jnp.asarray(theta0)
+    scale = 1e-2 * (1.0 + float(jnp.max(jnp.abs(theta0)))) if theta0.size else 1e-2
+    fix = "use principal_flow(loss, lr=..., space='real') for the real-part PF on real parameters"
+    for seed in (1, 2):
+        a, b, u = _start_vector(theta0, seed), _start_vector(theta0, seed + 10), _start_vector(theta0, seed + 20)
+        z = theta0 + scale * (a + 1j * b)
+        try:
+            value, along_u = jax.jvp(loss, (z,), (u.astype(z.dtype),))
+            _, along_iu = jax.jvp(loss, (z,), (1j * u,))
+        except Exception as error:  # the loss cannot even be evaluated at complex parameters
+            raise NotHolomorphicError(
+                f"principal_flow(space='complex') evaluates the loss at complex parameters, which failed "
+                f"({type(error).__name__}: {error}); {fix}."
+            ) from error
+        if not jnp.issubdtype(jnp.asarray(value).dtype, jnp.complexfloating):
+            raise NotHolomorphicError(
+                "principal_flow(space='complex') needs a holomorphic loss, but this loss returns a real "
+                f"value at complex parameters (it uses abs, real, conj or similar); {fix}."
+            )
+        mismatch = float(jnp.abs(along_iu - 1j * along_u))
+        size = float(jnp.abs(along_u) + jnp.abs(value) + 1.0)
+        if not np.isfinite(mismatch) or mismatch > rtol * size:
+            raise NotHolomorphicError(
+                "principal_flow(space='complex') needs a loss that is holomorphic in the parameters "
+                f"(polynomials, exp, tanh, softplus, GELU networks with MSE); this one fails the "
+                f"Cauchy-Riemann identity dE[iu] = i dE[u] by {mismatch:.3g} (relative {mismatch / size:.3g}) "
+                f"near theta0; {fix}."
+            )
+
+
+# Elementwise primitives whose derivatives are discontinuous: a loss built from them (ReLU is
+# ``max(x, 0)``) has no third derivative where the central flow needs one. ``reduce_max`` (as in
+# a stabilised log-sum-exp) is not listed: there it only shifts the argument.
+_NONSMOOTH = frozenset({"max", "min", "abs", "sign", "floor", "ceil", "round", "clamp"})
+
+
+def _subjaxprs(value):
+    if isinstance(value, jax_core.ClosedJaxpr):
+        yield value.jaxpr
+    elif isinstance(value, jax_core.Jaxpr):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _subjaxprs(item)
+
+
+def _primitive_names(jaxpr) -> set[str]:
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for param in eqn.params.values():
+            for sub in _subjaxprs(param):
+                names |= _primitive_names(sub)
+    return names
+
+
+def check_smooth(loss, theta0) -> None:
+    r"""Raise :class:`NotSmoothError` if ``loss`` uses a primitive with a discontinuous derivative.
+
+    The central flow differentiates the loss three times (:math:`\nabla^3E[u_i, u_j]`); for ReLU,
+    ``abs``, elementwise ``max``/``min`` and rounding the third derivative is zero almost
+    everywhere and infinite on the kinks, and the flow's :math:`\Sigma` is meaningless. The check
+    reads the loss's jaxpr (a syntactic test: a smooth loss that happens to use ``max`` on
+    constants is refused too; pass ``check_smoothness=False`` to the flow to skip it).
+    """
+    names = _primitive_names(jax.make_jaxpr(loss)(jnp.asarray(theta0)).jaxpr)
+    found = sorted(names & _NONSMOOTH)
+    if found:
+        raise NotSmoothError(
+            f"central_flow needs third derivatives of the loss, but the loss uses {', '.join(found)} "
+            "(ReLU is max(x, 0)), whose derivatives jump; use a smooth activation (tanh, GELU, swish, "
+            "softplus), or the rod_flow, which needs gradients only."
+        )
