@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdflows._checks import check_lr, check_positive_int, check_steps, check_theta0
+from gdflows._checks import check_loss, check_lr, check_positive_int, check_steps, check_theta0
 from gdflows._results import GDRun, GDScan, SharpnessRun
 from gdflows.errors import DivergenceWarning
 
@@ -37,6 +37,45 @@ def _guarded_step(loss: Loss, lr: float):
         return (jnp.where(ok, new, theta), ok), recorded
 
     return step
+
+
+def _divergence_message(loss: Loss, theta_prev, lr: float, first_bad: int) -> str:
+    """Why GD stopped at step ``first_bad``: re-evaluates the last finite step (once, eagerly) to tell
+    a non-finite start, a non-finite gradient, an overflowing step and a non-finite loss apart."""
+    theta_prev = np.asarray(theta_prev)
+    if first_bad == 0:
+        bad = np.flatnonzero(~np.isfinite(theta_prev))
+        if bad.size:
+            return (
+                f"theta0 has non-finite entries (at indices {bad[:10].tolist()}); GD did not start. "
+                "Pass a finite theta0."
+            )
+        value, grad = jax.value_and_grad(loss)(jnp.asarray(theta_prev))
+        if not np.isfinite(value):
+            return (
+                f"the loss is {float(value)} at theta0 (step 0): GD did not start. The loss function is not "
+                "finite there; check it and theta0 (lowering lr cannot help)."
+            )
+        return "the gradient at theta0 has non-finite entries: GD did not start. Check the loss function's gradient."
+    step = first_bad - 1
+    value, grad = jax.value_and_grad(loss)(jnp.asarray(theta_prev))
+    grad = np.asarray(grad)
+    if not np.all(np.isfinite(grad)):
+        return (
+            f"GD with lr={lr}: the gradient at step {step} (t = {step * lr:.6g}) has non-finite entries "
+            f"(at indices {np.flatnonzero(~np.isfinite(grad))[:10].tolist()}) although the loss there is "
+            f"{float(value):.6g}; the loss's gradient is not finite at that point (lowering lr cannot help "
+            "unless the run should not have got there)."
+        )
+    if not np.all(np.isfinite(theta_prev - lr * grad)):
+        return (
+            f"GD with lr={lr}: the iterate of step {first_bad} (t = {first_bad * lr:.6g}) overflowed "
+            "(non-finite entries). Lower lr to stay stable."
+        )
+    return (
+        f"GD with lr={lr} produced a non-finite loss at step {first_bad} (t = {first_bad * lr:.6g}). "
+        "Lower lr to stay stable."
+    )
 
 
 def gd_scan(loss: Loss, theta0: jax.Array, lr: float, steps: int) -> GDScan:
@@ -98,6 +137,7 @@ def gd(loss: Loss, theta0, *, lr: float, steps: int) -> GDRun:
     lr = check_lr(lr)
     steps = check_steps(steps)
     theta0 = check_theta0(theta0, entry="gd")
+    check_loss(loss, theta0)
     out = _gd_scan_jit(loss, theta0, lr, steps)
     theta, losses = np.asarray(out.theta), np.asarray(out.loss)
     t = lr * np.arange(steps + 1)
@@ -106,8 +146,8 @@ def gd(loss: Loss, theta0, *, lr: float, steps: int) -> GDRun:
         return GDRun(t, theta, losses)
     first_bad = int(np.argmin(finite))
     warnings.warn(
-        f"GD with lr={lr} produced a non-finite loss at step {first_bad} (t = {t[first_bad]:.6g}); "
-        f"the trajectory of steps 0..{first_bad - 1} is returned. Lower lr to stay stable.",
+        _divergence_message(loss, theta0 if first_bad == 0 else theta[first_bad - 1], lr, first_bad)
+        + (f" The trajectory of steps 0..{first_bad - 1} is returned." if first_bad else " Nothing is returned."),
         DivergenceWarning,
         stacklevel=2,
     )
@@ -156,6 +196,20 @@ def _gd_sharpness_scan(loss, theta0, lr, steps, every, top, krylov_dim, seed):
     )
 
 
+def _rows(mask: np.ndarray, array: np.ndarray) -> np.ndarray:
+    """``mask`` of shape (K,) broadcast over the trailing axes of ``array`` (K, ...)."""
+    return mask.reshape(mask.shape + (1,) * (array.ndim - 1))
+
+
+def _iterate(loss: Loss, thetas: np.ndarray, tracked: np.ndarray, lr: float, step: int) -> np.ndarray:
+    """GD's iterate at ``step``, replayed eagerly from the last tracked checkpoint at or before it."""
+    block = int(np.searchsorted(tracked, step, side="right")) - 1
+    theta = jnp.asarray(thetas[block])
+    for _ in range(step - int(tracked[block])):
+        theta = theta - lr * jax.grad(loss)(theta)
+    return np.asarray(theta)
+
+
 _gd_sharpness_jit = jax.jit(_gd_sharpness_scan, static_argnums=(0, 3, 4, 5, 6, 7))
 
 
@@ -200,9 +254,10 @@ def gd_with_sharpness(
     lr = check_lr(lr)
     steps = check_steps(steps)
     theta0 = check_theta0(theta0)
+    check_loss(loss, theta0)
     every = check_positive_int("every", every)
-    krylov_dim = min(int(krylov_dim), theta0.shape[0])
-    if not 1 <= top <= krylov_dim:
+    krylov_dim = min(check_positive_int("krylov_dim", krylov_dim, example="krylov_dim=32"), theta0.shape[0])
+    if check_positive_int("top", top, example="top=1") > krylov_dim:
         raise ValueError(f"top must be between 1 and krylov_dim={krylov_dim}, got top={top!r}.")
     out = _gd_sharpness_jit(loss, theta0, lr, steps, every, top, krylov_dim, seed)
     losses, values, residuals, vectors, thetas, final = (np.asarray(a) for a in out)
@@ -212,10 +267,16 @@ def gd_with_sharpness(
     if not np.all(np.isfinite(losses)):
         first_bad = int(np.argmin(np.isfinite(losses)))
         stopped = float(t[first_bad])
+        previous = theta0 if first_bad == 0 else _iterate(loss, thetas, tracked, lr, first_bad - 1)
         warnings.warn(
-            f"GD with lr={lr} produced a non-finite loss at step {first_bad} (t = {stopped:.6g}); the iterate is "
-            "frozen from there on and the loss recorded as inf.",
+            _divergence_message(loss, previous, lr, first_bad) + " The iterate is frozen from there on, the loss "
+            "recorded as inf, and the spectrum, top vector and parameters of every tracked step from there on "
+            "as NaN.",
             DivergenceWarning,
             stacklevel=2,
+        )
+        lost = tracked >= first_bad  # tracked steps the run never reached: NaN, not the frozen iterate's
+        values, residuals, vectors, thetas = (
+            np.where(_rows(lost, a), np.nan, a) for a in (values, residuals, vectors, thetas)
         )
     return SharpnessRun(t, losses, tracked, values, residuals, vectors, thetas, final, krylov_dim + top, stopped)

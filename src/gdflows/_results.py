@@ -39,7 +39,12 @@ class GDScan(NamedTuple):
 
 
 class SharpnessRun(NamedTuple):
-    """A GD run with the top Hessian eigenvalues tracked every ``every`` steps (:func:`gdflows.gd_with_sharpness`)."""
+    """A GD run with the top Hessian eigenvalues tracked every ``every`` steps (:func:`gdflows.gd_with_sharpness`).
+
+    If the run diverged (``stopped_at`` is set), ``eigenvalues``, ``residuals``, ``top_vector`` and
+    ``theta`` are NaN at every tracked step at or after the first non-finite one (GD never reached
+    it), and ``loss`` is ``inf`` from that step on; ``final_theta`` is the last finite iterate.
+    """
 
     times: np.ndarray  # (N+1,) t_n = n h
     loss: np.ndarray  # (N+1,) loss at every step; +inf from the first non-finite one

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdflows._checks import check_finite_scalar, check_lr, check_positive_int, check_steps, check_theta0
+from gdflows._checks import check_lr, check_number, check_positive_int, check_steps, check_theta0
 from gdflows._results import FlowScan, Solution, SolverStats
 from gdflows.errors import DivergenceWarning, PrecisionWarning
 from gdflows.flows import Flow
@@ -94,7 +94,8 @@ def _integrate(
     max_steps: int,
     saves_per_step: int = 1,
     substeps: int | None = None,
-) -> FlowScan:
+    record_steps: bool = False,
+) -> tuple[FlowScan, jax.Array | None]:
     """The jittable core of :func:`solve` and :func:`solve_scan`: a diffrax solve saved at ``ts``.
 
     It takes the flow's three traced functions, not the :class:`Flow` itself, so that the flow's
@@ -105,6 +106,8 @@ def _integrate(
     ``substeps`` equal steps between consecutive save times, so it steps onto every save time;
     ``rtol``, ``atol`` and ``max_steps`` are then unused. Never raises on failure: entries after
     a failure are non-finite and ``successful`` is False. Safe under ``vmap`` over ``state0``.
+    With ``record_steps`` (adaptive solvers), the end times of all accepted steps come second,
+    shape ``(max_steps,)``, ``inf`` after the last one; else None.
     """
     term = diffrax.ODETerm(lambda t, y, args: vector_field(t, y))
     if substeps is None:
@@ -116,6 +119,10 @@ def _integrate(
         grid = (ts[:-1, None] + (ts[1:] - ts[:-1])[:, None] * fractions).ravel()
         controller = diffrax.StepTo(ts=jnp.concatenate([grid, ts[-1:]]))
         max_steps = grid.shape[0]
+    record_steps = record_steps and substeps is None
+    saveat = diffrax.SaveAt(ts=ts)
+    if record_steps:  # one float per accepted step: its end time
+        saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(steps=True, fn=lambda t, y, args: t)])
     solution = diffrax.diffeqsolve(
         term,
         solver,
@@ -123,22 +130,34 @@ def _integrate(
         t1=ts[-1],
         dt0=None,
         y0=state0,
-        saveat=diffrax.SaveAt(ts=ts),
+        saveat=saveat,
         stepsize_controller=controller,
         max_steps=max_steps,
         throw=False,
     )
-    positions = jax.vmap(position)(solution.ys)
+    ys, step_times = (solution.ys[0], solution.ys[1]) if record_steps else (solution.ys, None)
+    positions = jax.vmap(position)(ys)
     losses = jax.vmap(loss)(positions)
-    return FlowScan(
+    scan = FlowScan(
         theta=positions,
         loss=losses,
-        state=solution.ys,
+        state=ys,
         successful=solution.result == diffrax.RESULTS.successful,
         accepted_steps=solution.stats["num_accepted_steps"],
         rejected_steps=solution.stats["num_rejected_steps"],
         result=solution.result,
     )
+    return scan, step_times
+
+
+def _check_flow(flow) -> None:
+    """Raise unless ``flow`` is a :class:`Flow` (a plain loss function is the usual mistake)."""
+    if not isinstance(flow, Flow):
+        raise TypeError(
+            f"flow must be a gdflows Flow, got {flow!r} of type {type(flow).__name__}. Build one from the loss "
+            "with a flow factory: gdflows.gradient_flow(loss, lr=h), modified_flow(loss, lr=h, order=1), "
+            "principal_flow(loss, lr=h), central_flow(loss, lr=h) or rod_flow(loss, lr=h)."
+        )
 
 
 def _check_solver(solver: str, fixed_steps: int | None, fixed_name: str) -> None:
@@ -190,6 +209,10 @@ def solve_scan(
       A :class:`~gdflows.FlowScan`; entries after a failed solve are non-finite and
       ``successful`` is False.
     """
+    _check_flow(flow)
+    rtol = check_number("rtol", rtol, example="rtol=1e-10")
+    atol = check_number("atol", atol, example="atol=1e-12")
+    max_steps = check_positive_int("max_steps", max_steps, example="max_steps=100_000")
     _check_solver(solver, fixed_steps_per_interval, "fixed_steps_per_interval")
     if fixed_steps_per_interval is not None:
         fixed_steps_per_interval = check_positive_int("fixed_steps_per_interval", fixed_steps_per_interval)
@@ -204,7 +227,7 @@ def solve_scan(
         solver_name=solver,
         max_steps=max_steps,
         substeps=fixed_steps_per_interval,
-    )
+    )[0]
 
 
 def _check_lr_matches(flow: Flow, lr) -> float:
@@ -260,7 +283,17 @@ def solve(
       times, the :class:`~gdflows.SolverStats`, the solver and its tolerances (or fixed step). If
       the flow blows up, leaves the region where the loss is finite or exhausts ``max_steps``,
       the arrays stop at the last finite entry, ``stopped_at`` is the time of the first lost one,
-      ``stop_reason`` says why and a :class:`~gdflows.DivergenceWarning` says so.
+      ``stop_reason`` says why and a :class:`~gdflows.DivergenceWarning` says so. A save time that
+      an adaptive solver reached only after its step size had collapsed for good (below
+      ``STEP_COLLAPSE`` = 1e-9 of the save interval, up to the step where it stalled: a blow-up)
+      counts as lost too, even when the solver landed on it. A loss or gradient that is not
+      finite at ``theta0`` stops the solve before its first step.
+
+    Raises:
+      TypeError: ``flow`` is not a :class:`~gdflows.flows.Flow` (e.g. a plain loss function).
+      TypeError, ValueError: a bool, string or out-of-range number for ``steps``, ``lr``,
+        ``rtol``, ``atol``, ``max_steps``, ``saves_per_step`` or ``fixed_steps_per_gd_step``, or a
+        non-finite ``theta0``; each message names the argument and a valid value.
 
     Example:
       >>> import jax, jax.numpy as jnp, gdflows as gf
@@ -270,11 +303,13 @@ def solve(
       >>> [round(float(v), 9) for v in sol.theta[:, 0]]  # GD's iterates (1 - 0.5 * 3)^n
       [1.0, -0.5, 0.25]
     """
+    _check_flow(flow)
     h = _check_lr_matches(flow, lr)
     steps = check_steps(steps)
     theta0 = check_theta0(theta0, entry="solve")
-    rtol = check_finite_scalar("rtol", rtol)
-    atol = check_finite_scalar("atol", atol)
+    rtol = check_number("rtol", rtol, example="rtol=1e-10")
+    atol = check_number("atol", atol, example="atol=1e-12")
+    max_steps = check_positive_int("max_steps", max_steps, example="max_steps=100_000")
     _check_solver(solver, fixed_steps_per_gd_step, "fixed_steps_per_gd_step")
     saves_per_step = check_positive_int("saves_per_step", saves_per_step)
     fixed = solver in FIXED_STEP_SOLVERS
@@ -297,10 +332,28 @@ def solve(
         atol=None if fixed else atol,
         dt=h / fixed_steps_per_gd_step if fixed else None,
     )
+    t = np.asarray(ts)
+    loss0, grad0 = jax.value_and_grad(flow.loss)(theta0)
+    loss0 = np.asarray(loss0)[None]
+    state = jax.tree.map(lambda leaf: jnp.asarray(leaf)[None], state0)
+    if not np.isfinite(loss0[0]) or not np.all(np.isfinite(grad0)):  # stop at once, before any solver step
+        what = (
+            f"the loss is {loss0[0]} at theta0"
+            if not np.isfinite(loss0[0])
+            else "the loss's gradient at theta0 is not finite"
+        )
+        reason = f"{what}: the flow cannot start (check the loss function and theta0)"
+        kept = 0 if not np.isfinite(loss0[0]) else 1
+        if kept < len(t):
+            return _stopped(
+                flow,
+                h,
+                Solution(t, np.asarray(theta0)[None], loss0, state, SolverStats(0, 0, 0), **settings),
+                kept,
+                reason,
+            )
     if steps == 0:
-        loss0 = np.asarray(flow.loss(theta0))[None]
-        state = jax.tree.map(lambda leaf: jnp.asarray(leaf)[None], state0)
-        return Solution(np.asarray(ts), np.asarray(theta0)[None], loss0, state, SolverStats(0, 0, 0), **settings)
+        return Solution(t, np.asarray(theta0)[None], loss0, state, SolverStats(0, 0, 0), **settings)
 
     out = _integrate(
         flow.vector_field,
@@ -314,35 +367,80 @@ def solve(
         max_steps=max_steps,
         saves_per_step=saves_per_step,
         substeps=substeps,
+        record_steps=True,
     )
+    out, step_times = out
     positions, losses = np.asarray(out.theta), np.asarray(out.loss)
     accepted, rejected = int(out.accepted_steps), int(out.rejected_steps)
     if fixed:
         stats = SolverStats(accepted, 0, FIXED_STEP_SOLVERS[solver][1] * accepted)
     else:
         stats = SolverStats(accepted, rejected, _evaluations(solver, accepted + rejected))
-    t = np.asarray(ts)
     finite = np.isfinite(losses) & np.all(np.isfinite(positions), axis=1)
     successful = bool(out.successful)
     if successful and finite.all():
         return Solution(t, positions, losses, out.state, stats, **settings)
     first_bad = int(np.argmin(finite)) if not finite.all() else len(t) - 1
     reason = _describe(out.result) if not successful else "the state became non-finite"
+    if not successful and step_times is not None:
+        collapse = _collapse_time(np.asarray(step_times), float(t[0]), h / saves_per_step)
+        if collapse is not None:
+            start, stall = collapse
+            first_bad = min(first_bad, int(np.searchsorted(t, start, side="left")))
+            reason = (
+                f"the solver's step size collapsed below {STEP_COLLAPSE:g} of the save interval from t = {start:.10g} "
+                f"on and it stalled at t = {stall:.10g} ({reason}); save times from t = {start:.10g} on are not "
+                "resolved, even one the solver landed on"
+            )
+    return _stopped(flow, h, Solution(t, positions, losses, out.state, stats, **settings), first_bad, reason)
+
+
+# A failed adaptive solve whose accepted steps fell below this fraction of the save interval
+# for good before it stopped is taken to have run into a singularity (see _collapse_time).
+STEP_COLLAPSE = 1e-9
+
+
+def _collapse_time(step_times: np.ndarray, t0: float, interval: float) -> tuple[float, float] | None:
+    r"""Where a failed adaptive solve's step size collapsed for good: ``(start, stall)`` or None.
+
+    The criterion: the accepted steps :math:`\Delta t_j` (``step_times``: end times of accepted
+    steps, ``inf`` after the last) are scanned back from the last one; if it is shorter than
+    ``STEP_COLLAPSE * interval``, the final run of such steps starts at ``start`` and the solver
+    stalled at ``stall``, the end of the last accepted step. Approaching a blow-up at
+    :math:`t^*` the controller's steps shrink like :math:`c\,(t^* - t)`, so the run marks
+    the last :math:`\sim 10^{-9}` intervals before the singularity; a save time inside it (even
+    one stepped onto exactly, as when :math:`t^*` is a save time) holds an unresolved value. A
+    solve that fails for another reason (a step budget spent on steps of ordinary size) has no
+    such run: None.
+    """
+    ends = step_times[np.isfinite(step_times)]
+    if ends.size == 0:
+        return None
+    starts = np.concatenate([[t0], ends[:-1]])
+    tiny = (ends - starts) < STEP_COLLAPSE * interval
+    if not tiny[-1]:
+        return None
+    ordinary = np.flatnonzero(~tiny)
+    first = int(ordinary[-1]) + 1 if ordinary.size else 0
+    return float(starts[first]), float(ends[-1])
+
+
+def _stopped(flow: Flow, h: float, full: Solution, first_bad: int, reason: str) -> Solution:
+    """``full`` cut before the save index ``first_bad``, with where and why it stopped; warns."""
+    t = full.times
     warnings.warn(
         f"{flow.name} stopped before t = {t[first_bad]:.6g} (GD step {t[first_bad] / h:.4g}): {reason} "
         "(a flow that blows up, or leaves the region where the loss is finite, ends this way); "
-        f"the trajectory up to t = {t[first_bad - 1] if first_bad else 0.0:.6g} is returned.",
+        + (f"the trajectory up to t = {t[first_bad - 1]:.6g} is returned." if first_bad else "nothing is returned."),
         DivergenceWarning,
-        stacklevel=2,
+        stacklevel=3,
     )
-    state = jax.tree.map(lambda leaf: leaf[:first_bad], out.state)
-    return Solution(
-        t[:first_bad],
-        positions[:first_bad],
-        losses[:first_bad],
-        state,
-        stats,
-        **settings,
+    cut = lambda leaf: leaf[:first_bad]  # noqa: E731
+    return full._replace(
+        times=cut(t),
+        theta=cut(full.theta),
+        loss=cut(full.loss),
+        state=jax.tree.map(cut, full.state),
         stopped_at=float(t[first_bad]),
         stop_reason=reason,
     )

@@ -10,6 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gdflows._checks import check_number
+
 
 class EscapeFit(NamedTuple):
     """A least-squares fit :math:`\\log d(t) \\approx \\log d_0 + r t` over the escape phase."""
@@ -50,6 +52,13 @@ def escape_rate(t, distance, *, low: float, high: float) -> EscapeFit:
     """
     t = np.asarray(t, dtype=float)
     d = np.asarray(distance, dtype=float)
+    if t.ndim != 1 or d.shape != t.shape:
+        raise ValueError(
+            f"escape_rate: t and distance must be 1-D of the same length, got shapes {t.shape} and {d.shape}."
+        )
+    low, high = check_number("low", low, example="low=1e-6"), check_number("high", high, example="high=1e-2")
+    if low >= high:
+        raise ValueError(f"escape_rate: low must be below high, got low={low:g} and high={high:g}.")
     finite = np.isfinite(d) & (d > 0)
     if not finite.any():
         raise ValueError("escape_rate: no finite positive distance to fit.")
@@ -104,6 +113,12 @@ def classify_endpoints(points, centres, radii, *, bound: float) -> np.ndarray:
     points = np.asarray(points, dtype=float)
     centres = np.asarray(centres, dtype=float)
     radii = np.asarray(radii, dtype=float)
+    if centres.ndim != 2 or points.ndim < 1 or points.shape[-1] != centres.shape[1] or radii.shape != centres.shape[:1]:
+        raise ValueError(
+            f"classify_endpoints needs points (..., d), centres (k, d) and radii (k,), got shapes {points.shape}, "
+            f"{centres.shape} and {radii.shape}."
+        )
+    bound = check_number("bound", bound, example="bound=1e3")
     k = centres.shape[0]
     labels = np.full(points.shape[:-1], k, dtype=int)
     for j in range(k - 1, -1, -1):

@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gdflows._checks import check_integer
+
 NAMES = ("digits", "mnist1d", "cifar10")
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = "test_batch"
@@ -53,10 +55,10 @@ class Dataset(NamedTuple):
 
 
 def _check_count(name: str, value, available: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {name}={value!r}.")
+    """``n_train`` (at least 1: standardisation and training need data) or ``n_test`` (0 gives an empty split)."""
+    value = check_integer(name, value, minimum=1 if name == "n_train" else 0, example=f"{name}=100")
     if value > available:
-        raise ValueError(f"{name}={value} is more than the {available} examples available.")
+        raise ValueError(f"{name}={value} is more than the {available} examples available; pass {name}<={available}.")
     return int(value)
 
 
@@ -104,17 +106,34 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             batch = pickle.load(handle, encoding="bytes")
         data = np.asarray(batch[b"data"])
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        raw_labels = np.asarray(batch[b"labels"])
     except Exception as error:
         raise ValueError(
             f"CIFAR-10 batch file {path} is malformed ({type(error).__name__}: {error}); expected {expected}."
         ) from None
+    if data.dtype == np.bool_ or not np.issubdtype(data.dtype, np.integer):
+        raise ValueError(
+            f"CIFAR-10 batch file {path}: b'data' has dtype {data.dtype}, not uint8 pixels; expected {expected}."
+        )
+    if data.size and (data.min() < 0 or data.max() > 255):
+        raise ValueError(
+            f"CIFAR-10 batch file {path}: b'data' has values in {data.min()}..{data.max()}, outside the pixel range "
+            f"0..255; expected {expected}."
+        )
+    if raw_labels.size and (raw_labels.dtype == np.bool_ or not np.issubdtype(raw_labels.dtype, np.integer)):
+        raise ValueError(
+            f"CIFAR-10 batch file {path}: b'labels' has dtype {raw_labels.dtype}, not integers; expected {expected}."
+        )
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0] or labels.ndim != 1:
         raise ValueError(
             f"CIFAR-10 batch file {path} is malformed: b'data' has shape {data.shape} and b'labels' "
             f"shape {labels.shape}; expected {expected}."
         )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"CIFAR-10 batch file {path} has labels outside 0..9; expected {expected}.")
+        raise ValueError(
+            f"CIFAR-10 batch file {path}: b'labels' has values in {labels.min()}..{labels.max()}, outside 0..9; "
+            f"expected {expected}."
+        )
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float64) / 255.0
     return images, labels
 
@@ -133,8 +152,8 @@ def _cifar10(root, n_train, n_test):
         )
     n_train = 5000 if n_train is None else n_train
     n_test = 1000 if n_test is None else n_test
-    _check_count("n_train", n_train, CIFAR_BATCH * len(CIFAR_TRAIN))
-    _check_count("n_test", n_test, CIFAR_BATCH)
+    n_train = _check_count("n_train", n_train, CIFAR_BATCH * len(CIFAR_TRAIN))
+    n_test = _check_count("n_test", n_test, CIFAR_BATCH)
     xs, ys = [], []
     for name in CIFAR_TRAIN:
         if sum(len(y) for y in ys) >= n_train:
@@ -174,7 +193,8 @@ def load(
       name: ``"digits"``, ``"mnist1d"`` or ``"cifar10"``.
       n_train, n_test: subset sizes (the first examples of the fixed split). Defaults: digits
         1,000 train and the remaining 797 test; mnist1d its full 4,000/1,000 split; cifar10
-        5,000/1,000.
+        5,000/1,000. ``n_train >= 1``; ``n_test = 0`` (or digits with ``n_train=1797``) gives an
+        empty test split of shape ``(0, *input_shape)``.
       flatten: return each example as a vector (for an MLP); ``False`` keeps images as
         ``(height, width, channels)`` (digits ``(8, 8, 1)``, cifar10 ``(32, 32, 3)``) and signals
         as ``(length, 1)`` (mnist1d ``(40, 1)``), for a CNN.
@@ -201,6 +221,10 @@ def load(
     """
     if name not in NAMES:
         raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(NAMES)}.")
+    for flag, value in (("flatten", flatten), ("standardize", standardize)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{flag} must be True or False, got {flag}={value!r}.")
+    seed = check_integer("seed", seed, example="seed=0")
     if root is not None and name != "cifar10":
         raise ValueError(f"root is only used by 'cifar10' (a local directory); {name!r} needs no files.")
     if name == "digits":
@@ -214,8 +238,9 @@ def load(
         std = x_train.std(axis=0)
         std = np.where(std > 1e-12, std, 1.0)  # constant features (digit corners) are only centred
         x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-    if flatten:
-        x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+    if flatten:  # explicit widths: an empty test split keeps its (0, features) shape
+        width = int(np.prod(x_train.shape[1:]))
+        x_train, x_test = x_train.reshape(len(x_train), width), x_test.reshape(len(x_test), width)
     eye = np.eye(10)
     return Dataset(
         name=name,

@@ -17,6 +17,7 @@ records which case holds, and the flat loss carries it as ``loss.holomorphic`` s
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
@@ -25,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.flatten_util import ravel_pytree
+
+from gdflows._checks import check_positive_int
 
 
 def _is_complex(x) -> bool:
@@ -51,10 +54,42 @@ ACTIVATIONS: dict[str, tuple[Callable, bool]] = {
 LOSSES = ("mse", "cross_entropy")
 
 
-def _activation(name: str) -> Callable:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; valid names: {', '.join(ACTIVATIONS)}.")
-    return ACTIVATIONS[name][0]
+# The known activations given as functions (nnx.tanh is jnp.tanh, nnx.gelu is jax.nn.gelu, whose default
+# is the tanh form, and so on), mapped to their names.
+_KNOWN_FUNCTIONS: dict[Callable, str] = {
+    jnp.tanh: "tanh",
+    jax.nn.gelu: "gelu",
+    jax.nn.softplus: "softplus",
+    jax.nn.relu: "relu",
+}
+
+
+def _activation_name(activation) -> str | Callable:
+    """The name of a known activation (given by name or as a known function), or an unknown function itself."""
+    if isinstance(activation, str):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid names: {', '.join(ACTIVATIONS)}.")
+        return activation
+    if callable(activation):
+        try:
+            return _KNOWN_FUNCTIONS.get(activation, activation)
+        except TypeError:  # unhashable callable
+            return activation
+    raise TypeError(
+        f"activation must be one of the names {', '.join(ACTIVATIONS)} or a function, got activation={activation!r}."
+    )
+
+
+def _activation(activation) -> Callable:
+    name = _activation_name(activation)
+    return ACTIVATIONS[name][0] if isinstance(name, str) else name
+
+
+def _check_widths(name: str, widths) -> list[int]:
+    """Layer widths or shape entries: positive integers (the error names the entry)."""
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a sequence of positive integers, got {name}={widths!r}.")
+    return [check_positive_int(f"{name}[{i}]", width, example=f"{name}[{i}]=64") for i, width in enumerate(widths)]
 
 
 class MLP(nnx.Module):
@@ -63,7 +98,9 @@ class MLP(nnx.Module):
     Args:
       sizes: layer widths from input to output, e.g. ``[64, 64, 64, 10]`` for the 64→64→64→10
         network of F6 (64 input features, two hidden layers of 64, 8,970 parameters).
-      activation: ``"tanh"``, ``"gelu"`` (tanh approximation), ``"softplus"`` or ``"relu"``.
+      activation: ``"tanh"``, ``"gelu"`` (tanh approximation), ``"softplus"`` or ``"relu"``, or a
+        function: a known one (``jnp.tanh``, ``nnx.gelu``, ``nnx.softplus``, ``nnx.relu``) is stored by
+        its name; another one is used as given, with unknown holomorphy (see :func:`flatten`).
       rngs: ``nnx.Rngs`` for the initialisation (LeCun-normal weights, zero biases).
       param_dtype: parameter dtype (float64 by default, to compare flows with GD tightly).
 
@@ -79,10 +116,10 @@ class MLP(nnx.Module):
     """
 
     def __init__(self, sizes: Sequence[int], *, activation: str = "tanh", rngs: nnx.Rngs, param_dtype=jnp.float64):
+        sizes = _check_widths("sizes", sizes)
         if len(sizes) < 2:
             raise ValueError(f"sizes needs an input and an output width, got sizes={list(sizes)!r}.")
-        self.activation = activation
-        _activation(activation)
+        self.activation = _activation_name(activation)
         self.layers = nnx.List(
             [nnx.Linear(a, b, rngs=rngs, param_dtype=param_dtype) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
         )
@@ -102,7 +139,9 @@ class CNN(nnx.Module):
     Works on images ``(H, W, C)`` and on signals ``(L, C)``.
 
     Args:
-      input_shape: shape of one example, channels last.
+      input_shape: shape of one example, channels last: ``(H, W, C)``, or ``(L, C)`` with
+        ``C < L`` (a 2-D shape with ``C >= L``, e.g. ``(8, 8)``, is refused as an image without
+        its channel axis: pass ``(8, 8, 1)``).
       classes: number of outputs.
       channels: output channels of the convolutions.
       activation: as for :class:`MLP`.
@@ -118,8 +157,17 @@ class CNN(nnx.Module):
         rngs: nnx.Rngs,
         param_dtype=jnp.float64,
     ):
-        _activation(activation)
-        self.activation = activation
+        self.activation = _activation_name(activation)
+        input_shape = _check_widths("input_shape", input_shape)
+        classes = check_positive_int("classes", classes, example="classes=10")
+        channels = _check_widths("channels", channels)
+        if len(input_shape) < 2 or (len(input_shape) == 2 and input_shape[1] >= input_shape[0]):
+            raise ValueError(
+                f"input_shape must be one example's shape with the channels last, (height, width, channels) for an "
+                f"image or (length, channels) for a signal with fewer channels than samples; got "
+                f"input_shape={tuple(input_shape)!r}, which has no channel axis. Pass e.g. "
+                f"{(*input_shape, 1)!r} (one channel), as load(..., flatten=False) returns."
+            )
         spatial = tuple(input_shape[:-1])
         convs, width = [], input_shape[-1]
         for out in channels:
@@ -152,12 +200,58 @@ class FlatModel(NamedTuple):
     theta0: jax.Array  # (d,) the model's parameters, flattened
     predict: Callable[[jax.Array, jax.Array], jax.Array]  # (theta, x) -> network outputs
     to_model: Callable[[jax.Array], nnx.Module]  # theta -> a model holding these parameters
-    holomorphic: bool  # smooth (holomorphic) activation and the MSE loss
+    holomorphic: bool | None  # smooth (holomorphic) activation and the MSE loss; None: unknown (custom activation)
     size: int  # d, the number of parameters
 
     def accuracy(self, theta: jax.Array, x, labels) -> float:
         """Fraction of ``x`` classified as ``labels`` by the network with parameters ``theta``."""
         return float(jnp.mean(jnp.argmax(jnp.real(self.predict(theta, jnp.asarray(x))), axis=-1) == labels))
+
+
+def _holomorphy(activation, loss: str) -> bool | None:
+    """True/False for a known activation (and the MSE), None for a function of unknown holomorphy (warned)."""
+    if loss != "mse" or activation is None:
+        return False
+    try:
+        name = _activation_name(activation)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"the model's activation attribute is {activation!r}, which is neither a known activation "
+            f"({', '.join(ACTIVATIONS)}) nor a function; set it to one of them."
+        ) from None
+    if isinstance(name, str):
+        return ACTIVATIONS[name][1]
+    warnings.warn(
+        f"the model's activation {activation!r} is not one of the known ones ({', '.join(ACTIVATIONS)}), so its "
+        "holomorphy is unknown: FlatModel.holomorphic is None, and principal_flow(space='complex') probes the loss "
+        "numerically when it starts. Use a known activation to decide it up front.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return None
+
+
+def _targets(graphdef, state, x, y, loss: str) -> jax.Array:
+    """``y`` as an array of the network's output shape: integer labels one-hot over the model's classes."""
+    out = jax.eval_shape(lambda s, inputs: nnx.merge(graphdef, s)(inputs), state, x)
+    classes = out.shape[-1]
+    if y.ndim == 1:
+        if loss != "cross_entropy":
+            raise ValueError(
+                f"y has shape {y.shape} (labels); loss='mse' needs one-hot targets of the network's output shape "
+                f"{out.shape}: pass data.y_train (one-hot), or jax.nn.one_hot(labels, {classes})."
+            )
+        if not jnp.issubdtype(y.dtype, jnp.integer) or y.dtype == jnp.bool_:
+            raise ValueError(f"integer labels are needed for y of shape {y.shape}, got dtype {y.dtype}.")
+        if int(jnp.min(y)) < 0 or int(jnp.max(y)) >= classes:
+            raise ValueError(
+                f"labels in y must lie in 0..{classes - 1} (the model has {classes} outputs), got "
+                f"{int(jnp.min(y))}..{int(jnp.max(y))}."
+            )
+        return jax.nn.one_hot(y, classes, dtype=out.dtype)
+    if y.shape != out.shape:
+        raise ValueError(f"y has shape {y.shape}, the network's outputs {out.shape}; pass targets of the output shape.")
+    return y
 
 
 def flatten(model: nnx.Module, x, y, *, loss: Literal["mse", "cross_entropy"] = "mse") -> FlatModel:
@@ -197,10 +291,14 @@ def flatten(model: nnx.Module, x, y, *, loss: Literal["mse", "cross_entropy"] = 
     theta0, _ = ravel_pytree(state)  # same leaf order as jax.tree.flatten
     x = jnp.asarray(x)
     y = jnp.asarray(y)
-    if loss == "cross_entropy" and y.ndim == 1:
-        y = jax.nn.one_hot(y, int(jnp.max(y)) + 1)
+    if x.ndim == 0 or x.shape[0] == 0 or y.ndim == 0 or y.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"x and y must hold the same positive number of examples along their first axis, got x of shape "
+            f"{x.shape} and y of shape {y.shape}."
+        )
     activation = getattr(model, "activation", None)
-    holomorphic = loss == "mse" and activation is not None and ACTIVATIONS[activation][1]
+    holomorphic = _holomorphy(activation, loss)
+    y = _targets(graphdef, state, x, y, loss)
 
     def unflatten(theta):
         # dtype-preserving (ravel_pytree's own inverse refuses complex vectors for real leaves)
@@ -222,6 +320,6 @@ def flatten(model: nnx.Module, x, y, *, loss: Literal["mse", "cross_entropy"] = 
         theta0=theta0,
         predict=predict,
         to_model=lambda theta: nnx.merge(graphdef, unflatten(jnp.asarray(theta))),
-        holomorphic=bool(holomorphic),
+        holomorphic=holomorphic,
         size=int(offsets[-1]),
     )

@@ -47,14 +47,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from gdflows._checks import check_choice, check_number
 from gdflows._results import TrainRun
 
 __all__ = ["DALState", "dal", "scale_by_dal", "train"]
@@ -66,34 +66,21 @@ class DALState(NamedTuple):
     """State of :func:`scale_by_dal` and :func:`dal`: what the last step measured and used."""
 
     learning_rate: jax.Array  # h_t used by the last update (0 before the first update)
-    v: jax.Array  # ||H g|| / ||g|| at the last update (0 before the first one, and at g = 0)
+    v: jax.Array  # ||H g|| / ||g|| at the last update (0 before the first one and at g = 0; NaN if g or Hg is)
 
 
 # ----------------------------------------------------------------------------- argument checks
 
 
-def _check_number(name: str, value: Any, *, allow_zero: bool) -> float:
-    """A finite float that is positive (or non-negative with ``allow_zero``); the error names ``name``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a finite number, got {name}={value!r}.") from None
-    if not math.isfinite(number) or number < 0.0 or (number == 0.0 and not allow_zero):
-        need = "a finite number >= 0" if allow_zero else "a positive finite number"
-        raise ValueError(f"{name} must be {need}, got {name}={value!r}.")
-    return number
-
-
 def _check_settings(p, h_max, base_lr, hvp, epsilon) -> tuple[float, float, float | None, str, float]:
-    p = _check_number("p", p, allow_zero=True)
-    h_max = _check_number("h_max", h_max, allow_zero=False)
-    epsilon = _check_number("epsilon", epsilon, allow_zero=False)
-    if hvp not in HVP_METHODS:
-        raise ValueError(f"hvp must be one of {HVP_METHODS}, got hvp={hvp!r}.")
+    p = check_number("p", p, strict=False, example="p=1.0")
+    h_max = check_number("h_max", h_max, example="h_max=5.0")
+    epsilon = check_number("epsilon", epsilon, example="epsilon=0.01")
+    check_choice("hvp", hvp, HVP_METHODS)
     if p == 0.0:
         if base_lr is None:
             raise ValueError("p=0 switches DAL off and runs plain GD at base_lr; pass base_lr (e.g. base_lr=0.1).")
-        base_lr = _check_number("base_lr", base_lr, allow_zero=False)
+        base_lr = check_number("base_lr", base_lr, example="base_lr=0.1")
         if base_lr > h_max:
             raise ValueError(f"base_lr={base_lr} exceeds h_max={h_max}; the learning rate never exceeds h_max.")
     elif base_lr is not None:
@@ -130,7 +117,7 @@ def _gradient_function(grad_fn, value_fn, extra_args: dict) -> Callable:
     if grad_fn is not None:
         if not callable(grad_fn):
             raise TypeError(f"grad_fn must be a function params -> gradient pytree, got {grad_fn!r}.")
-        return lambda params: _call_with_own_kwargs(grad_fn, params, extra_args)
+        return lambda params: _checked_gradient(params, _call_with_own_kwargs(grad_fn, params, extra_args))
     if value_fn is not None:
         if not callable(value_fn):
             raise TypeError(f"value_fn must be a function params -> scalar loss, got {value_fn!r}.")
@@ -140,6 +127,19 @@ def _gradient_function(grad_fn, value_fn, extra_args: dict) -> Callable:
         "neither grad_fn nor value_fn. Pass one of them as an extra argument, e.g. "
         "tx.update(grads, state, params, value_fn=loss) or grad_fn=jax.grad(loss)."
     )
+
+
+def _checked_gradient(params, gradient):
+    """``gradient``, after checking it has the pytree structure and leaf shapes of ``params`` (else raise)."""
+    expected, got = jax.tree.structure(params), jax.tree.structure(gradient)
+    shapes = [jnp.shape(leaf) for leaf in jax.tree.leaves(params)]
+    if expected != got or shapes != [jnp.shape(leaf) for leaf in jax.tree.leaves(gradient)]:
+        raise ValueError(
+            "grad_fn must return the gradient as a pytree of the same structure and leaf shapes as params: "
+            f"expected {expected} with leaf shapes {shapes}, got {got} with leaf shapes "
+            f"{[jnp.shape(leaf) for leaf in jax.tree.leaves(gradient)]}. Pass grad_fn=jax.grad(loss), or value_fn=loss."
+        )
+    return gradient
 
 
 def _hessian_times(gradient: Callable, params, direction, reference_grad, norm, *, hvp: str, epsilon: float):
@@ -214,6 +214,8 @@ def scale_by_dal(
     as :math:`v = 0` there (and :math:`h_t = h_{\max}`), which is the limit along any
     direction in which the curvature vanishes. The update is :math:`h_t \cdot 0 = 0`: the
     parameters stay put, and nothing is NaN. Likewise :math:`Hu = 0` gives :math:`h_t = h_{\max}`.
+    A NaN gradient or curvature is not a zero: :math:`v_t`, :math:`h_t` and the updates are then
+    NaN (never :math:`h_{\max}`), so the failure shows in the state and the parameters.
 
     **Cost per step**, on top of the gradient the caller computes: one Hessian-vector product
     (``"exact"``, a few gradients' worth) or one more gradient (``"finite_difference"``).
@@ -281,12 +283,16 @@ def scale_by_dal(
         hu_norm = optax.tree.norm(hu)
         nonzero = norm > 0
         v = jnp.where(nonzero, hu_norm / jnp.where(nonzero, norm, 1.0), 0.0)
+        # a NaN gradient or curvature stays NaN in v (norm > 0 is False for NaN, which would give 0)
+        v = jnp.where(jnp.isnan(norm), jnp.nan, v)
         if p == 0.0:
             h = jnp.asarray(base_lr, v.dtype)
         else:
-            # v = 0 (zero gradient, or no curvature along it) gives h_max, not 2/0
+            # v = 0 (zero gradient, or no curvature along it) gives h_max, not 2/0; a NaN v gives a NaN h,
+            # never h_max (v > 0 is False for NaN)
             positive = v > 0
             h = jnp.where(positive, jnp.minimum(2.0 / jnp.where(positive, v, 1.0) ** p, h_max), h_max)
+            h = jnp.where(jnp.isnan(v), jnp.nan, h)
         dtype = state.learning_rate.dtype
         new_state = DALState(learning_rate=h.astype(dtype), v=v.astype(dtype))
         scaled = jax.tree.map(lambda u: h.astype(u.dtype) * u, updates)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gdflows._checks import check_number, check_positive_int
 from gdflows.spectral import hessian
 
 
@@ -64,12 +65,22 @@ def find_critical_point(loss, guess, *, tol: float = 1e-14, max_iter: int = 60) 
       >>> find_critical_point(lambda x: (x[0] ** 2 - 1) ** 2, [0.1]).kind
       'maximum'
     """
+    tol = check_number("tol", tol, example="tol=1e-14")
+    max_iter = check_positive_int("max_iter", max_iter, example="max_iter=60")
     grad = jax.jit(jax.grad(loss))
     hess = jax.jit(lambda x: hessian(loss, x))
     x0 = jnp.atleast_1d(jnp.asarray(guess, dtype=jnp.float64))
+    if x0.ndim != 1 or not bool(jnp.all(jnp.isfinite(x0))):
+        raise ValueError(f"guess must be a finite 1-D point, got {guess!r}.")
     x = x0
-    for _ in range(max_iter):
+    for iteration in range(max_iter):
         step = jnp.linalg.solve(hess(x), grad(x))
+        if not bool(jnp.all(jnp.isfinite(step))):
+            raise ValueError(
+                f"Newton's method from guess={np.asarray(x0).tolist()} met a singular or non-finite Hessian at "
+                f"x={np.asarray(x).tolist()} (iteration {iteration}); the critical point there is degenerate or the "
+                "loss is not finite. Start from another guess."
+            )
         x = x - step
         if float(jnp.linalg.norm(step)) <= tol * (1.0 + float(jnp.linalg.norm(x))):
             break
@@ -86,6 +97,20 @@ def find_critical_point(loss, guess, *, tol: float = 1e-14, max_iter: int = 60) 
 def _gaussian(r2, amplitude, width):
     # amplitude * exp(-r^2 / (2 width^2)); r2 is a sum of squares (holomorphic, no abs)
     return amplitude * jnp.exp(-r2 / (2.0 * width**2))
+
+
+def _two_minima_constants(
+    confinement, wide_depth, wide_width, narrow_depth, narrow_width, narrow_centre
+) -> tuple[float, ...]:
+    """The constants of the two-minima landscapes, checked: widths positive, the rest finite."""
+    return (
+        check_number("confinement", confinement, minimum=None),
+        check_number("wide_depth", wide_depth, minimum=None),
+        check_number("wide_width", wide_width, example="wide_width=1.0"),
+        check_number("narrow_depth", narrow_depth, minimum=None),
+        check_number("narrow_width", narrow_width, example="narrow_width=0.15"),
+        check_number("narrow_centre", narrow_centre, minimum=None),
+    )
 
 
 def two_minima_1d(
@@ -117,7 +142,7 @@ def two_minima_1d(
       >>> round(float(points["narrow"].eigenvalues[0]), 1), round(float(points["wide"].eigenvalues[0]), 2)
       (12.2, 1.05)
     """
-    kappa, aw, sw, a_s, ss, mu = confinement, wide_depth, wide_width, narrow_depth, narrow_width, narrow_centre
+    kappa, aw, sw, a_s, ss, mu = _two_minima_constants(**locals())
 
     def loss(theta):
         x = theta[0]
@@ -154,7 +179,7 @@ def two_minima_2d(
       >>> points["saddle"].kind, bool(min(points["narrow"].eigenvalues) > 10)
       ('saddle', True)
     """
-    kappa, aw, sw, a_s, ss, mu = confinement, wide_depth, wide_width, narrow_depth, narrow_width, narrow_centre
+    kappa, aw, sw, a_s, ss, mu = _two_minima_constants(**locals())
 
     def loss(theta):
         x, y = theta[0], theta[1]
@@ -185,7 +210,9 @@ def saddle_2d(*, stable: float = 3.0, unstable: float = 2.0, quartic: float = 2.
       >>> [round(float(v), 9) for v in points["minimum +"].eigenvalues]  # (a, 2b) at (0, sqrt(b/c))
       [3.0, 4.0]
     """
-    a, b, c = stable, unstable, quartic
+    a = check_number("stable", stable, minimum=None)
+    b = check_number("unstable", unstable, example="unstable=2.0")
+    c = check_number("quartic", quartic, example="quartic=2.0")
 
     def loss(theta):
         x, y = theta[0], theta[1]
@@ -210,7 +237,7 @@ def saddle_quadratic(*, stable: float = 1.0, unstable: float = 1.0) -> Landscape
       >>> [[round(float(v), 12) for v in theta] for theta in run.theta]  # x (1 - h)^n, y (1 + h)^n
       [[1.0, 0.001], [0.5, 0.0015], [0.25, 0.00225]]
     """
-    a, b = stable, unstable
+    a, b = check_number("stable", stable, minimum=None), check_number("unstable", unstable, minimum=None)
 
     def loss(theta):
         return 0.5 * a * theta[0] ** 2 - 0.5 * b * theta[1] ** 2
