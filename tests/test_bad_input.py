@@ -314,3 +314,36 @@ def test_gd_wants_a_scalar_loss_function():
         gf.gd(lambda t: t**2, jnp.ones(2), lr=0.1, steps=2)
     with pytest.raises(ValueError, match=r"loss must return a real scalar"):
         gf.gd_with_sharpness(lambda t: t**2, jnp.ones(2), lr=0.1, steps=2)
+
+
+# ----------------------------------------------------------------------------- the flows
+
+
+def test_complex_pf_refuses_a_relu_loss_that_passes_the_probe():
+    """The issue's example: GD moves theta_1 to -0.05, the complex PF (had it run) to -8e-12, silently."""
+    loss = lambda t: jnp.sum(jax.nn.relu(t) ** 2) + 0.1 * jnp.sum(t**2)  # noqa: E731
+    theta0 = jnp.array([0.5, 0.3])
+    with pytest.raises(gf.NotHolomorphicError, match=r"uses max .*space='real'"):
+        gf.principal_flow(loss, lr=0.5).init(theta0)
+    with pytest.raises(gf.NotHolomorphicError, match=r"uses abs"):
+        gf.check_holomorphic(lambda t: jnp.sum(jnp.abs(t) ** 3), theta0)
+    real = gf.solve(gf.principal_flow(loss, lr=0.5, space="real"), theta0, steps=1)  # the real-part PF runs
+    assert np.all(np.isfinite(real.theta))
+
+
+@pytest.mark.parametrize("order", [True, "1", 3, None])
+def test_modified_flow_order_is_one_or_two_and_never_a_bool(order):
+    with pytest.raises((TypeError, ValueError), match="order"):
+        gf.modified_flow(lambda t: jnp.sum(t**2), lr=0.1, order=order)
+
+
+@pytest.mark.parametrize("restoring", ["4", None, True, -1.0, float("nan")])
+def test_central_flow_restoring_rate_is_a_number(restoring):
+    with pytest.raises((TypeError, ValueError), match="restoring"):
+        gf.central_flow(lambda t: jnp.sum(t**4), lr=0.1, restoring=restoring)
+
+
+@pytest.mark.parametrize(("steps", "every"), [(True, 1), (2.5, 1), (4, True)])
+def test_train_refuses_bools_and_fractions(steps, every):
+    with pytest.raises(ValueError, match="steps|every"):
+        gf.optim.train(lambda t: jnp.sum(t**2), optax.sgd(0.1), jnp.ones(2), steps=steps, every=every)

@@ -447,9 +447,9 @@ def train(
                 "With batches, loss(theta, batch) is a minibatch loss; pass objective=... (e.g. the full "
                 "training loss, theta -> scalar) for the recorded loss."
             )
-    if steps is None or int(steps) != steps or steps < 1:
+    if steps is None or isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be a positive whole number (or pass batches), got steps={steps!r}.")
-    if int(every) != every or every < 1 or steps % every:
+    if isinstance(every, bool) or int(every) != every or every < 1 or steps % every:
         raise ValueError(f"every must be a positive divisor of steps={steps}, got every={every!r}.")
     return _train(
         theta0,

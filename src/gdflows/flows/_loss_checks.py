@@ -26,8 +26,8 @@ def check_holomorphic(loss, theta0: jax.Array, *, rtol: float = 1e-6) -> None:
     :math:`a, b`, :math:`s = 10^{-2}(1 + \|\theta_0\|_\infty)`) a holomorphic :math:`E` has
     :math:`dE(z)[iu] = i\,dE(z)[u]` for every :math:`u`; this is checked with two ``jvp``\ s.
     Functions built from ``abs``, ``conj``, ``real``/``imag`` or real-only primitives fail it.
-    A piecewise-holomorphic loss (ReLU, ``max``) passes wherever it is smooth: such models
-    must be refused by the caller who knows the model.
+    A piecewise-holomorphic loss (ReLU, ``max``) would pass it wherever it is smooth, so the loss's
+    jaxpr is read first (:func:`nonsmooth_primitives`) and such a loss is refused up front.
 
     Example:
       >>> import jax.numpy as jnp, gdflows as gf
@@ -38,8 +38,14 @@ def check_holomorphic(loss, theta0: jax.Array, *, rtol: float = 1e-6) -> None:
       gdflows.errors.NotHolomorphicError: principal_flow(space='complex') needs a holomorphic loss, ...
     """
     theta0 = jnp.asarray(theta0)
-    scale = 1e-2 * (1.0 + float(jnp.max(jnp.abs(theta0)))) if theta0.size else 1e-2
     fix = "use principal_flow(loss, lr=..., space='real') for the real-part PF on real parameters"
+    found = nonsmooth_primitives(loss, theta0)
+    if found:  # piecewise losses pass the probe wherever they are smooth, so they are refused by their jaxpr
+        raise NotHolomorphicError(
+            f"principal_flow(space='complex') needs a holomorphic loss, but the loss uses {', '.join(found)} "
+            f"(ReLU is max(x, 0)), which has no analytic continuation; {fix}, or a smooth activation (tanh, GELU)."
+        )
+    scale = 1e-2 * (1.0 + float(jnp.max(jnp.abs(theta0)))) if theta0.size else 1e-2
     for seed in (1, 2):
         a, b, u = _start_vector(theta0, seed), _start_vector(theta0, seed + 10), _start_vector(theta0, seed + 20)
         z = theta0 + scale * (a + 1j * b)
@@ -93,6 +99,11 @@ def _primitive_names(jaxpr) -> set[str]:
     return names
 
 
+def nonsmooth_primitives(loss, theta0) -> list[str]:
+    """The primitives of ``loss`` (traced at ``theta0``) whose derivatives jump, sorted; empty if none."""
+    return sorted(_primitive_names(jax.make_jaxpr(loss)(jnp.asarray(theta0)).jaxpr) & _NONSMOOTH)
+
+
 def check_smooth(loss, theta0) -> None:
     r"""Raise :class:`NotSmoothError` if ``loss`` uses a primitive with a discontinuous derivative.
 
@@ -102,8 +113,7 @@ def check_smooth(loss, theta0) -> None:
     reads the loss's jaxpr (a syntactic test: a smooth loss that happens to use ``max`` on
     constants is refused too; pass ``check_smoothness=False`` to the flow to skip it).
     """
-    names = _primitive_names(jax.make_jaxpr(loss)(jnp.asarray(theta0)).jaxpr)
-    found = sorted(names & _NONSMOOTH)
+    found = nonsmooth_primitives(loss, theta0)
     if found:
         raise NotSmoothError(
             f"central_flow needs third derivatives of the loss, but the loss uses {', '.join(found)} "

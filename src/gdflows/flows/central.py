@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdflows._checks import check_lr, check_positive_int, check_steps, check_theta0
+from gdflows._checks import check_lr, check_number, check_positive_int, check_steps, check_theta0
 from gdflows._results import CentralInfo, CentralRun
 from gdflows.errors import EigenTrackingError, SDCPError
 from gdflows.flows._base import Flow, precision_checked
@@ -160,8 +160,7 @@ def _settings(lr, k, tracked, restoring, eigen, sdcp) -> _Settings:
         )
     if not isinstance(sdcp, SDCPOptions):
         raise TypeError(f"sdcp must be an SDCPOptions, got {sdcp!r}; pass e.g. sdcp=SDCPOptions(tol=1e-10).")
-    if not np.isfinite(restoring) or restoring < 0:
-        raise ValueError(f"restoring must be a finite number >= 0, got restoring={restoring!r}.")
+    restoring = check_number("restoring", restoring, minimum=0.0, strict=False, example="restoring=4.0")
     return _Settings(h, restoring / h, k, auto, tracked, eigen, sdcp)
 
 

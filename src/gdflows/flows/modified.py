@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gdflows._checks import check_lr
+from gdflows._checks import check_choice, check_lr
 from gdflows.flows._base import Flow, bind, parameter_flow
 from gdflows.spectral import hvp, third_derivative_vv
 
@@ -43,8 +43,7 @@ def modified_flow(loss, *, lr: float, order: int = 1) -> Flow:
       [-2.2, -2.226666666667]
     """
     h = check_lr(lr)
-    if order not in (1, 2):
-        raise ValueError(f"order must be 1 (IGR flow) or 2 (third-order flow), got order={order!r}.")
+    check_choice("order", order, (1, 2))  # 1: IGR flow, 2: third-order flow; order=True is refused
     return parameter_flow("IGR" if order == 1 else "MF3", loss, bind(_field, loss, jnp.asarray(h), order), lr=h)
 
 
