@@ -14,7 +14,8 @@ and for what a reader sees, at a desktop (1280 px) and a phone (400 px) window w
 
 * on every figure page a ``<table>`` holding the claim checks, above the first figure, and that
   figure's top on the first screen (desktop) of the page as it opens (code folded);
-* no paragraph anywhere that starts with ``|`` (a Markdown table printed as text);
+* no paragraph anywhere that starts with ``|`` and holds a rule row (a Markdown table printed as
+  text; a norm such as ``|∇E|`` at the start of a line is not one);
 * no horizontal overflow: no code box that scrolls or clips sideways, no image past the
   article's edge, no page wider than the window;
 * every image at least as many pixels wide as it is shown;
@@ -177,7 +178,7 @@ def _is_favicon_probe(url: str) -> bool:
 
 
 # What a reader sees: tables, raw Markdown tables, sideways overflow, image sizes and positions.
-_LAYOUT = """
+_LAYOUT = r"""
 () => {
   const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
   const edge = article.getBoundingClientRect().right;
@@ -193,8 +194,9 @@ _LAYOUT = """
   const tables = Array.from(article.querySelectorAll("table")).filter(shown).map((table) => ({
     head: Array.from(table.querySelectorAll("th")).map((th) => th.textContent.trim().toLowerCase()),
     top: top(table) }));
+  // a Markdown table left as text: a paragraph that starts with a bar and holds a rule row (|---| or |—|)
   const bars = Array.from(document.querySelectorAll("p")).map((p) => p.textContent.trim())
-    .filter((text) => text.startsWith("|")).map((text) => text.slice(0, 80));
+    .filter((text) => text.startsWith("|") && /\|\s*:?[-—–]+:?\s*\|/.test(text)).map((text) => text.slice(0, 80));
   return { scrolling, images, tables, bars, edge, pageWidth: document.documentElement.scrollWidth,
            viewWidth: window.innerWidth, viewHeight: window.innerHeight };
 }
