@@ -8,7 +8,20 @@ served from a local HTTP server, and each page is checked for:
 * images that loaded (``complete`` and ``naturalWidth > 0``);
 * no console errors, page errors, failed requests or HTTP errors;
 * no request to anything but the local server: a page that needs a CDN fails here,
-  which is what makes the site readable offline.
+  which is what makes the site readable offline;
+
+and for what a reader sees, at a desktop (1280 px) and a phone (400 px) window width:
+
+* on every figure page a ``<table>`` holding the claim checks, above the first figure, and that
+  figure's top on the first screen (desktop) of the page as it opens (code folded);
+* no paragraph anywhere that starts with ``|`` and holds a rule row (a Markdown table printed as
+  text; a norm such as ``|∇E|`` at the start of a line is not one);
+* no horizontal overflow: no code box that scrolls or clips sideways, no image past the
+  article's edge, no page wider than the window;
+* every image at least as many pixels wide as it is shown;
+
+and a screenshot of the first screen of every page at both widths is saved under
+``<build>/screenshots/`` (the status page of the next book build links them).
 
 Chromium is Debian's (``scripts/install-chromium.sh`` installs it); Playwright drives
 it through its own bundled driver, without downloading a browser.
@@ -164,9 +177,40 @@ def _is_favicon_probe(url: str) -> bool:
     return urlsplit(url).path == "/favicon.ico"
 
 
-def _visit(browser, url: str) -> dict:
-    """Open ``url`` in a fresh context; return what the page showed and every problem seen."""
-    context = browser.new_context(viewport={"width": 1200, "height": 1600}, service_workers="block")
+# What a reader sees: tables, raw Markdown tables, sideways overflow, image sizes and positions.
+_LAYOUT = r"""
+() => {
+  const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
+  const edge = article.getBoundingClientRect().right;
+  const shown = (el) => !el.checkVisibility || el.checkVisibility();
+  const top = (el) => el.getBoundingClientRect().top + window.scrollY;
+  const scrolling = Array.from(document.querySelectorAll("pre")).filter(shown)
+    .filter((el) => el.scrollWidth > el.clientWidth + 1).map((el) => el.textContent.trim().slice(0, 60));
+  const images = Array.from(article.querySelectorAll("img")).filter(shown).map((img) => {
+    const box = img.getBoundingClientRect();
+    return { src: img.getAttribute("src"), natural: img.naturalWidth, width: box.width, right: box.right,
+             top: top(img) };
+  }).filter((img) => img.width > 0);
+  const tables = Array.from(article.querySelectorAll("table")).filter(shown).map((table) => ({
+    head: Array.from(table.querySelectorAll("th")).map((th) => th.textContent.trim().toLowerCase()),
+    top: top(table) }));
+  // a Markdown table left as text: a paragraph that starts with a bar and holds a rule row (|---| or |—|)
+  const bars = Array.from(document.querySelectorAll("p")).map((p) => p.textContent.trim())
+    .filter((text) => text.startsWith("|") && /\|\s*:?[-—–]+:?\s*\|/.test(text)).map((text) => text.slice(0, 80));
+  return { scrolling, images, tables, bars, edge, pageWidth: document.documentElement.scrollWidth,
+           viewWidth: window.innerWidth, viewHeight: window.innerHeight };
+}
+"""
+
+#: Window sizes a reader uses: a desktop and a phone (the height is the first screen, the "fold").
+WINDOWS = {"desktop": (1280, 900), "phone": (400, 860)}
+
+
+def _visit(browser, url: str, *, window: tuple[int, int] = (1200, 1600), screenshot: Path | None = None) -> dict:
+    """Open ``url`` in a fresh context of the ``window`` size; return what the page showed and every
+    problem seen (and save the first screen to ``screenshot``, as the page opens)."""
+    width, height = window
+    context = browser.new_context(viewport={"width": width, "height": height}, service_workers="block")
     page = context.new_page()
     problems: list[str] = []
     remote: list[str] = []
@@ -196,7 +240,10 @@ def _visit(browser, url: str) -> dict:
         assert response is not None and response.ok, f"{url} answered {response.status if response else None}"
         page.evaluate(_SETTLE)
         page.wait_for_load_state("networkidle", timeout=30_000)
-        seen = page.evaluate(_INSPECT)
+        seen = page.evaluate(_INSPECT) | {"layout": page.evaluate(_LAYOUT)}
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot))
     finally:
         context.close()
     seen["problems"] = problems
@@ -246,6 +293,42 @@ def test_page_renders_offline(page: str, site: Path, server: str, browser):
         assert seen["images"], f"{page}: a figure notebook page without any image"
 
 
+def _is_checks_table(table: dict) -> bool:
+    return {"claim", "measured", "required"} <= set(table["head"])
+
+
+@pytest.mark.parametrize("window", list(WINDOWS))
+@pytest.mark.parametrize("page", PAGES)
+def test_page_reads_like_a_paper(page: str, window: str, site: Path, server: str, browser, smoke_build: Path):
+    """What a reader sees at a desktop and a phone width; the first screen is saved under
+    ``<build>/screenshots/<page>-<width>.png``."""
+    width, height = WINDOWS[window]
+    shot = smoke_build / "screenshots" / f"{Path(page).name}-{width}.png"
+    layout = _visit(browser, f"{server}/{page}.html", window=WINDOWS[window], screenshot=shot)["layout"]
+    assert shot.is_file(), f"{page}: no screenshot at {shot}"
+
+    assert not layout["bars"], f"{page}: Markdown tables printed as text (paragraphs starting with |): {layout['bars']}"
+    assert not layout["scrolling"], f"{page} at {width} px: code boxes wider than the column: {layout['scrolling']}"
+    assert layout["pageWidth"] <= layout["viewWidth"], (
+        f"{page} at {width} px: the page is {layout['pageWidth']} px wide, wider than the window"
+    )
+    for img in layout["images"]:
+        assert img["right"] <= layout["edge"] + 1, f"{page} at {width} px: {img['src']} runs past the column"
+        assert img["natural"] >= img["width"] - 0.5, (
+            f"{page} at {width} px: {img['src']} is {img['natural']} px wide, shown {img['width']:.0f} px"
+        )
+    if page.startswith("build/notebooks/"):
+        checks = [table for table in layout["tables"] if _is_checks_table(table)]
+        assert checks, f"{page}: no table of claim checks (tables seen: {[t['head'] for t in layout['tables']]})"
+        assert layout["images"], f"{page}: no figure shown"
+        figure = layout["images"][0]
+        assert checks[0]["top"] < figure["top"], f"{page}: the checks come after the figure"
+        if window == "desktop":
+            assert figure["top"] < height, (
+                f"{page}: the figure starts {figure['top']:.0f} px down, below the first screen ({height} px)"
+            )
+
+
 def _public_names(module) -> list[str]:
     """A module's ``__all__``, or else the functions and classes it defines under a public name."""
     if hasattr(module, "__all__"):
@@ -279,3 +362,55 @@ def test_api_page_documents_every_public_name(site: Path):
             if id(getattr(module, name)) not in top and f"gdflows.{sub}.{name}" not in documented
         ]
     assert not missing, f"public names missing from the API page: {missing}"
+
+
+# --- the pieces the pages are made of (no browser needed) ----------------------------------
+
+
+def test_checks_table_is_html_and_marks_a_failed_row(tmp_path: Path):
+    """The checks render as an HTML table (a table whatever myst-nb does with Markdown), a failed row carries
+    ``check-failed`` and the caption says how many failed; cell text is escaped."""
+    from gdflows_book.checks import Check, Checks
+
+    checks = Checks("F0", tmp_path)
+    checks.rows = [Check("a < b | c", "1e-3", "≤ 1", True), Check("bound", "2", "≤ 1", False)]
+    table = checks.html()
+    assert table.startswith('<table class="gdflows-checks has-failed">')
+    assert "<caption>Checks of F0: 1 of 2 checks failed</caption>" in table
+    assert table.count('<tr class="check-passed">') == 1 and table.count('<tr class="check-failed">') == 1
+    assert "<td>a &lt; b | c</td>" in table
+    checks.rows = checks.rows[:1]
+    assert checks.verdict() == "all 1 checks passed" and "has-failed" not in checks.html()
+
+
+def test_checks_show_writes_the_rows_and_returns_the_table(tmp_path: Path):
+    from gdflows_book.checks import Checks
+
+    checks = Checks("F0", tmp_path)
+    checks.at_most("error", 1e-9, 1e-8)
+    shown = checks.show()
+    assert shown.data == checks.html() and checks.glue_name == "F0-checks"
+    assert (tmp_path / "checks" / "F0.json").is_file()
+
+
+def test_figure_size_fills_the_column_with_at_most_two_panels_per_row():
+    from gdflows_book.figures import COLUMN_WIDTH, figure_size, panels, use_style
+
+    assert figure_size(2, 3, aspect=0.5) == (COLUMN_WIDTH, 3 * COLUMN_WIDTH / 2 * 0.5)
+    with pytest.raises(ValueError, match="columns=2, rows=2"):
+        figure_size(3)
+    use_style()
+    fig, axes = panels(3)
+    assert len(axes) == 3 and len(fig.axes) == 3  # the fourth cell of the 2 x 2 grid is removed
+    assert tuple(fig.get_size_inches()) == figure_size(2, 2)
+
+
+def test_status_page_links_the_screenshots(tmp_path: Path):
+    from gdflows_book import status
+
+    page = status.write(ROOT, tmp_path).read_text()
+    assert "## Screenshots" in page and "None in this build yet" in page
+    (tmp_path / "screenshots").mkdir()
+    (tmp_path / "screenshots" / "F1_oscillation-400.png").write_bytes(b"")
+    page = status.write(ROOT, tmp_path).read_text()
+    assert "{download}`F1_oscillation-400.png <screenshots/F1_oscillation-400.png>`" in page

@@ -3,10 +3,15 @@
 A notebook builds a :class:`Checks` (its figure tag and the build tree), calls :meth:`Checks.at_most` and friends (each
 records the measured value and asserts it, with a message that prints the number), then
 :meth:`Checks.show` displays the table and writes it to ``<build>/checks/<name>.json``.
+
+The table is HTML, not Markdown: it renders as a table in Jupyter and in the book alike (whatever the renderer does
+with ``text/markdown``), and each row carries the class ``check-passed`` or ``check-failed`` for the book's style
+sheet. :meth:`Checks.show` also glues it (myst-nb) as ``<figure>-checks``, so the page can show the verdict at its top.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -50,22 +55,43 @@ class Checks:
         ok = math.isfinite(value) and abs(value - target) <= rtol * abs(target)
         self.that(claim, ok, measured=f"{value:.6g}", requirement=f"{target:.6g} ± {rtol:.0e} rel.")
 
-    def markdown(self) -> str:
-        """The checks as a Markdown table."""
-        lines = ["| claim | measured | required | |", "|---|---|---|---|"]
-        cell = lambda text: str(text).replace("|", "\\|")  # a literal bar must not end the cell
-        lines += [
-            f"| {cell(c.claim)} | {cell(c.measured)} | {cell(c.requirement)} | {'✓' if c.passed else '✗'} |"
+    @property
+    def glue_name(self) -> str:
+        """The myst-nb glue key of the table: ``F1-checks`` (a page shows it with ``{glue} F1-checks``)."""
+        return f"{self.figure}-checks"
+
+    def verdict(self) -> str:
+        """``"all 4 checks passed"`` or ``"1 of 4 checks failed"``."""
+        failed = sum(not c.passed for c in self.rows)
+        total = len(self.rows)
+        return f"{failed} of {total} checks failed" if failed else f"all {total} checks passed"
+
+    def html(self) -> str:
+        """The checks as an HTML table (class ``gdflows-checks``; rows ``check-passed``/``check-failed``)."""
+        failed = any(not c.passed for c in self.rows)
+        head = "".join(f"<th>{name}</th>" for name in ("claim", "measured", "required", "verdict"))
+        body = "".join(
+            f'<tr class="check-{"passed" if c.passed else "failed"}"><td>{html.escape(c.claim)}</td>'
+            f"<td>{html.escape(c.measured)}</td><td>{html.escape(c.requirement)}</td>"
+            f"<td>{'✓ passed' if c.passed else '✗ failed'}</td></tr>"
             for c in self.rows
-        ]
-        return "\n".join(lines)
+        )
+        return (
+            f'<table class="gdflows-checks{" has-failed" if failed else ""}">'
+            f"<caption>Checks of {html.escape(self.figure)}: {self.verdict()}</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
 
     def show(self):
-        """Write ``<build_dir>/checks/<figure>.json`` and return the table for display."""
-        from IPython.display import Markdown
+        """Write ``<build_dir>/checks/<figure>.json``, glue the table as :attr:`glue_name` (not displayed there) and
+        return it for display."""
+        from IPython.display import HTML
+        from myst_nb import glue
 
         folder = Path(self.build_dir) / "checks"
         folder.mkdir(parents=True, exist_ok=True)
         rows = [asdict(c) for c in self.rows]
         (folder / f"{self.figure}.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False))
-        return Markdown(self.markdown())
+        table = HTML(self.html())
+        glue(self.glue_name, table, display=False)
+        return table

@@ -1,7 +1,9 @@
 """The status page of a build: every notebook and benchmark with its mode, result, run time,
 git revision, content hashes and whether it came from the cache, read from the records on disk.
 
-``<build>/status.json`` holds the entries; ``<build>/status.md`` is the book's page.
+``<build>/status.json`` holds the entries; ``<build>/status.md`` is the book's page. The page also links the
+screenshots of the book's pages found in ``<build>/screenshots/`` (written by the browser test,
+``tests/test_book.py``), so that a reviewer can look at the whole site in a minute.
 """
 
 from __future__ import annotations
@@ -45,6 +47,23 @@ def _page(row: dict, build: Path) -> str:
     return f"`{row['name']}`"
 
 
+SCREENSHOTS = "screenshots"
+
+
+def _screenshots(build: Path) -> list[str]:
+    """The page's section listing ``<build>/screenshots/*.png`` (``<page>-<width>.png``) as download links."""
+    shots = sorted((build / SCREENSHOTS).glob("*.png"))
+    lines = ["## Screenshots", ""]
+    if not shots:
+        return lines + [
+            f"None in this build yet: the browser test (`pytest tests/test_book.py`) saves one per page and width "
+            f"into `{SCREENSHOTS}/` of the build tree, and the next book build links them here."
+        ]
+    lines.append("Every page of the book as the browser test saw it (file names: page and window width in pixels):")
+    lines.append("")
+    return lines + [f"- {{download}}`{shot.name} <{SCREENSHOTS}/{shot.name}>`" for shot in shots]
+
+
 def write(root: Path, build: Path) -> Path:
     """Write ``status.json`` and ``status.md`` into ``build``; return the page's path."""
     rows = entries(root, build)
@@ -72,6 +91,7 @@ def write(root: Path, build: Path) -> Path:
         )
     total = sum(row.get("run_time_s") or 0 for row in rows)
     lines.append(f"\nTotal run time of the recorded runs: {total:.1f} s. Hashes: notebook or script / library.")
+    lines += ["", *_screenshots(build)]
     path = build / "status.md"
     path.write_text("\n".join(lines) + "\n")
     return path
