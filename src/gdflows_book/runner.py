@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from gdflows_book import cache, status
 from gdflows_book import parameters as params
+from gdflows_book.layout import available, benchmark_scripts, notebook_outputs, read_record
 from gdflows_book.provenance import provenance
 
 READBACK_TAG = "gdflows-book-readback"
@@ -51,17 +51,6 @@ def repository(root: Path) -> Path:
     return root
 
 
-def available(root: Path) -> list[str]:
-    """Names (file stems) of the notebooks, in book order."""
-    return sorted((path.stem for path in (root / "notebooks").glob("*.ipynb")), key=_book_order)
-
-
-def _book_order(name: str) -> tuple:
-    """F2 before F10: the figure number as a number, then the rest of the name."""
-    number = re.match(r"[A-Za-z]*(\d+)", name)
-    return (int(number.group(1)) if number else 10**9, name)
-
-
 def select(names: list[str], root: Path) -> list[str]:
     """Resolve names or unique prefixes (``F1``) to notebook stems; raise on unknown ones."""
     known = available(root)
@@ -74,26 +63,6 @@ def select(names: list[str], root: Path) -> list[str]:
             raise ReproduceError(f"unknown notebook {name!r}; valid names: {', '.join(known)}")
         chosen.append(matches[0])
     return chosen
-
-
-def figure_tag(name: str) -> str:
-    """``F5b_where_gd_ends`` → ``F5b``: the prefix of the notebook's figures and checks."""
-    return name.split("_")[0]
-
-
-def notebook_outputs(name: str, build: Path) -> list[Path]:
-    """What a notebook writes: its executed copy, its record, its checks and its figures."""
-    tag = figure_tag(name)
-    folder = build / "notebooks"
-    figures = sorted((build / "figures").glob(f"{tag}_*.png")) + sorted((build / "figures").glob(f"{tag}_*.pdf"))
-    return [folder / f"{name}.ipynb", folder / f"{name}.provenance.json", build / "checks" / f"{tag}.json", *figures]
-
-
-def read_record(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _cached(record: dict | None, key: str, build: Path) -> bool:
@@ -238,11 +207,6 @@ def execute(
     record["outputs"] = [p for p in record["outputs"] if (build / p).exists()]
     record_path.write_text(json.dumps(record, indent=1))
     return Outcome(name, seconds, "ok")
-
-
-def benchmark_scripts(root: Path) -> list[Path]:
-    """The benchmark scripts: every ``benchmarks/*.py`` except those whose name starts with ``_``."""
-    return sorted(path for path in (root / "benchmarks").glob("*.py") if not path.name.startswith("_"))
 
 
 def _snapshot(build: Path) -> dict[Path, int]:

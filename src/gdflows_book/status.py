@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from gdflows_book import cache
+from gdflows_book.layout import available, benchmark_scripts, read_record
 
 
 def entries(root: Path, build: Path) -> list[dict]:
@@ -20,8 +21,6 @@ def entries(root: Path, build: Path) -> list[dict]:
     ``current`` says whether the recorded notebook (or script) and library hashes equal those of
     the sources now; a notebook never run has status ``"not run"``.
     """
-    from gdflows_book.runner import available, benchmark_scripts, read_record
-
     library = cache.library_hash(root)
     notebooks = build / "notebooks"
     items = [(n, root / "notebooks" / f"{n}.ipynb", notebooks / f"{n}.provenance.json") for n in available(root)]
