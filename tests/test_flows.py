@@ -56,7 +56,7 @@ def test_third_order_flow_third_derivative_term():
 
 
 def test_modified_flow_rejects_other_orders():
-    with pytest.raises(ValueError, match="order must be 1"):
+    with pytest.raises(ValueError, match="order must be one of 1, 2"):
         gf.modified_flow(lambda x: jnp.sum(x**2), lr=0.1, order=3)
 
 

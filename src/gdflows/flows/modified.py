@@ -43,7 +43,7 @@ def modified_flow(loss, *, lr: float, order: int = 1) -> Flow:
       [-2.2, -2.226666666667]
     """
     h = check_lr(lr)
-    check_choice("order", order, (1, 2))  # 1: IGR flow, 2: third-order flow; order=True is refused
+    check_choice("order", order, (1, 2))  # 1: the IGR flow, 2: the third-order flow; order=True is refused
     return parameter_flow("IGR" if order == 1 else "MF3", loss, bind(_field, loss, jnp.asarray(h), order), lr=h)
 
 
