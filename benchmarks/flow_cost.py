@@ -32,11 +32,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import gdflows
-from gdflows_book.benchmarks import load_average, machine, measured_on, parse_args, seconds, table, write_results
+from gdflows_book.benchmarks import machine, measured_on, parse_args, record, seconds, table, write_results
 from gdflows_book.figures import FLOW_STYLE, save_figure, use_style
-from gdflows_book.provenance import provenance
 from gdflows_book.setups import FLOW_NAMES, flow_lineup
-from gdflows_book.timing import MIN_REPEAT_SECONDS, SLOW_SECONDS, first_call, progress_printer, python_loop, warm_time
+from gdflows_book.timing import SLOW_SECONDS, first_call, progress_printer, python_loop, warm_time
 
 jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
 
@@ -294,24 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"mode {mode}, build dir {args.build_dir}, {host['logical_cores']} cores, {host['cpu']}")
     cost = bench_flow_cost(cfg)
     solver = bench_solver_steps(cfg)
-    host["load_average_1min_at_end"] = load_average()
-    parameters = {
-        "mode": mode,
-        "settings": cfg,
-        "min_repeat_seconds": MIN_REPEAT_SECONDS,
-        "slow_seconds": SLOW_SECONDS,
-        "samples": SAMPLES,
-        "ridge": RIDGE,
-        "solver_h_lambda_max": SOLVER_HLAM,
-    }
-    results = {
-        "mode": mode,
-        "settings": cfg,
-        "machine": host,
-        "flow_cost": cost,
-        "solver_steps": solver,
-        "provenance": provenance(parameters, seconds=time.perf_counter() - start),
-    }
+    parameters = {"samples": SAMPLES, "ridge": RIDGE, "solver_h_lambda_max": SOLVER_HLAM}
+    results = record(mode, cfg, host, start, parameters, flow_cost=cost, solver_steps=solver)
     page = write_results(args.build_dir, "flow_cost", results, markdown(results))
     fig = figure(results)
     paths = save_figure(fig, "benchmark_flow_cost", args.build_dir)

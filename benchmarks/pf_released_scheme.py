@@ -30,10 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import gdflows
-from gdflows_book.benchmarks import load_average, machine, measured_on, parse_args, seconds, table, write_results
-from gdflows_book.provenance import provenance
+from gdflows_book.benchmarks import machine, measured_on, parse_args, record, seconds, table, write_results
 from gdflows_book.setups import diagonal_quadratic
-from gdflows_book.timing import MIN_REPEAT_SECONDS, SLOW_SECONDS, first_call, progress_printer, python_loop, warm_time
+from gdflows_book.timing import first_call, progress_printer, python_loop, warm_time
 
 jax.config.update("jax_enable_x64", True)  # float64: the flows are compared with GD to 1e-8 and tighter
 
@@ -318,21 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     host = machine()
     progress(f"mode {mode}, build dir {args.build_dir}, {host['logical_cores']} cores, {host['cpu']}")
     f2 = bench_f2(cfg)
-    host["load_average_1min_at_end"] = load_average()
-    parameters = {
-        "mode": mode,
-        "settings": cfg,
-        "f2": F2,
-        "min_repeat_seconds": MIN_REPEAT_SECONDS,
-        "slow_seconds": SLOW_SECONDS,
-    }
-    results = {
-        "mode": mode,
-        "settings": cfg,
-        "machine": host,
-        "f2": f2,
-        "provenance": provenance(parameters, seconds=time.perf_counter() - start),
-    }
+    results = record(mode, cfg, host, start, {"f2": F2}, f2=f2)
     page = write_results(args.build_dir, "pf_released_scheme", results, markdown(results))
     progress(f"wrote {page} and its .json; done in {time.perf_counter() - start:.0f} s")
     return 0

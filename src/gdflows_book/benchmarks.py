@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -108,3 +109,28 @@ def seconds(value: float) -> str:
     if value >= 1e-3:
         return f"{value * 1e3:.3g} ms"
     return f"{value * 1e6:.3g} µs"
+
+
+def record(mode: str, settings: dict, host: dict, start: float, parameters: dict, **measurements) -> dict:
+    """A timing benchmark's JSON record: ``mode``, ``settings``, ``machine`` (``host`` from :func:`machine`,
+    with the load average now added as the end's), the ``measurements``, and the provenance of
+    ``mode``, ``settings``, :func:`gdflows_book.timing.warm_time`'s defaults and ``parameters``, with the
+    seconds since ``start`` (a ``time.perf_counter()``)."""
+    from gdflows_book.provenance import provenance
+    from gdflows_book.timing import MIN_REPEAT_SECONDS, SLOW_SECONDS
+
+    host["load_average_1min_at_end"] = load_average()
+    parameters = {
+        "mode": mode,
+        "settings": settings,
+        "min_repeat_seconds": MIN_REPEAT_SECONDS,
+        "slow_seconds": SLOW_SECONDS,
+        **parameters,
+    }
+    return {
+        "mode": mode,
+        "settings": settings,
+        "machine": host,
+        **measurements,
+        "provenance": provenance(parameters, seconds=time.perf_counter() - start),
+    }
