@@ -1,4 +1,5 @@
-"""benchmarks/run.py, run in --quick mode by the smoke build, writes well-formed results (no timing is asserted)."""
+"""benchmarks/pf_released_scheme.py and benchmarks/flow_cost.py, run in --quick mode by the smoke build, write
+well-formed results (no timing is asserted); the markdown table writer they share."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-FLOWS = ["NGF", "IGR", "MF3", "PF (real part)", "PF"]
+from gdflows_book.benchmarks import table
+from gdflows_book.setups import FLOW_NAMES as FLOWS
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +26,10 @@ def _positive(value) -> bool:
 
 def test_files_written(quick_run: Path):
     for relative in (
-        "benchmarks/results.json",
-        "benchmarks/results.md",
+        "benchmarks/pf_released_scheme.json",
+        "benchmarks/pf_released_scheme.md",
+        "benchmarks/flow_cost.json",
+        "benchmarks/flow_cost.md",
         "figures/benchmark_flow_cost.png",
         "figures/benchmark_flow_cost.pdf",
     ):
@@ -34,13 +38,17 @@ def test_files_written(quick_run: Path):
     assert (quick_run / "figures/benchmark_flow_cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_results_json(quick_run: Path):
-    results = json.loads((quick_run / "benchmarks/results.json").read_text())
+def _results(quick_run: Path, name: str) -> dict:
+    results = json.loads((quick_run / f"benchmarks/{name}.json").read_text())
     assert results["mode"] == "quick"
-    prov = results["provenance"]
     for key in ("parameters", "git_revision", "packages", "python", "machine"):
-        assert key in prov
-    assert prov["parameters"]["f2"]["euler_steps"] == 525_000  # the reference is never shortened
+        assert key in results["provenance"]
+    return results
+
+
+def test_pf_released_scheme_json(quick_run: Path):
+    results = _results(quick_run, "pf_released_scheme")
+    assert results["provenance"]["parameters"]["f2"]["euler_steps"] == 525_000  # the reference is never shortened
 
     f2 = results["f2"]
     euler, ours, tsit5 = f2["authors_scheme"], f2["gdflows"], f2["gdflows_tsit5"]
@@ -58,6 +66,9 @@ def test_results_json(quick_run: Path):
     assert isinstance(f2["target_met"], bool) and isinstance(f2["tsit5"]["target_met"], bool)
     assert tsit5["solver"] == "tsit5" and tsit5["error_final"] < 1e-8
 
+
+def test_flow_cost_json(quick_run: Path):
+    results = _results(quick_run, "flow_cost")
     rows = results["flow_cost"]["rows"]
     assert [row["d"] for row in rows] == results["settings"]["dims"]
     for row in rows:
@@ -73,9 +84,13 @@ def test_results_json(quick_run: Path):
         assert record["accepted_steps"] > 0 and math.isfinite(record["max_distance_to_gd"])
 
 
-def test_results_markdown(quick_run: Path):
-    text = (quick_run / "benchmarks/results.md").read_text()
-    assert "### F2" in text and "### Time per vector-field evaluation" in text
+@pytest.mark.parametrize(
+    ("name", "heading"),
+    [("pf_released_scheme", "### F2"), ("flow_cost", "### Time per vector-field evaluation")],
+)
+def test_results_markdown(quick_run: Path, name: str, heading: str):
+    text = (quick_run / f"benchmarks/{name}.md").read_text()
+    assert heading in text
     assert not re.search(r"\bnan\b|\binf\b", text, flags=re.IGNORECASE), "a non-finite number in the tables"
     # every table row has as many cells as its header
     lines = text.splitlines()
@@ -86,3 +101,12 @@ def test_results_markdown(quick_run: Path):
             while j < len(lines) and lines[j].startswith("|"):
                 assert lines[j].count("|") == width, f"ragged table row: {lines[j]!r}"
                 j += 1
+
+
+def test_table_rows_and_alignment():
+    assert table(["a", "b"], [["1", "2"]], "lr") == ["| a | b |", "|---|---:|", "| 1 | 2 |"]
+    assert table(["a", "b"], [], "r")[1] == "|---:|---:|"
+    with pytest.raises(ValueError, match="has 1 cells; the header has 2"):
+        table(["a", "b"], [["1"]])
+    with pytest.raises(ValueError, match="align="):
+        table(["a", "b"], [], "lrr")

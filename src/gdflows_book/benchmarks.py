@@ -1,4 +1,5 @@
-"""What every benchmark script (``benchmarks/*.py``) shares: its command line and its output files.
+"""What every benchmark script (``benchmarks/*.py``) shares: its command line, its output files,
+the machine it ran on and the markdown tables it writes.
 
 The runner (:func:`gdflows_book.runner.run_benchmark`) starts each script with ``--build-dir``
 (and ``--quick`` in smoke builds), from the repository root, with one OpenBLAS thread.
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
@@ -33,3 +37,100 @@ def write_results(build_dir: Path, name: str, results: dict, markdown: str) -> P
     path = folder / f"{name}.md"
     path.write_text(markdown)
     return path
+
+
+def machine() -> dict:
+    """The processor, its logical cores, JAX's backend, the 1-minute load average now and the
+    ``OPENBLAS_NUM_THREADS`` setting: what the timings depend on beyond the code."""
+    import jax
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "jax_backend": jax.default_backend(),
+        "load_average_1min_at_start": load_average(),
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+    }
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, or ``None`` where the system has none."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def measured_on(results: dict, repeats: str) -> str:
+    """The sentence above a benchmark's tables: machine, versions, revision, load and settings.
+
+    ``results`` holds ``provenance``, ``machine`` (:func:`machine`, with
+    ``load_average_1min_at_end`` added) and ``mode``; ``repeats`` says how many repeats the
+    medians take, e.g. ``"fast calls: 7 repeats; calls over 0.5 s: 3"``.
+    """
+    prov, host = results["provenance"], results["machine"]
+    return (
+        f"Measured on {prov['machine']}, {host['cpu']} ({host['logical_cores']} logical cores, JAX "
+        f"{prov['packages']['jax']} on {host['jax_backend']}), Python {prov['python']}, gdflows at git revision "
+        f"`{prov['git_revision']}`, finished {prov['finished_utc']} UTC; load average "
+        f"{host['load_average_1min_at_start']:.2f} at the start and {host['load_average_1min_at_end']:.2f} at "
+        f"the end (the machine may have been shared). Settings: `{results['mode']}`; every time below is the median "
+        f"over repeats of a compiled, warmed-up call ({repeats}). The whole run took {prov['run_time_s']:.0f} s."
+    )
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str = "l") -> list[str]:
+    """The lines of a markdown table: ``header``, the alignment rule, one line per row of cells.
+
+    ``align`` has one letter per column, ``l`` (left) or ``r`` (right), or a single letter for
+    all columns. A row with another number of cells than ``header`` is an error.
+    """
+    align = align * len(header) if len(align) == 1 else align
+    if len(align) != len(header) or not set(align) <= {"l", "r"}:
+        raise ValueError(f"align={align!r}: give one letter 'l' or 'r', or one per column ({len(header)}).")
+    rule = {"l": "---", "r": "---:"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule[a] for a in align) + "|"]
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"table row {list(row)!r} has {len(row)} cells; the header has {len(header)}.")
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def seconds(value: float) -> str:
+    """A duration for a table: ``1.23 s``, ``45.6 ms`` or ``789 µs`` (three significant digits)."""
+    if value >= 1.0:
+        return f"{value:.2f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value * 1e6:.3g} µs"
+
+
+def record(mode: str, settings: dict, host: dict, start: float, parameters: dict, **measurements) -> dict:
+    """A timing benchmark's JSON record: ``mode``, ``settings``, ``machine`` (``host`` from :func:`machine`,
+    with the load average now added as the end's), the ``measurements``, and the provenance of
+    ``mode``, ``settings``, :func:`gdflows_book.timing.warm_time`'s defaults and ``parameters``, with the
+    seconds since ``start`` (a ``time.perf_counter()``)."""
+    from gdflows_book.provenance import provenance
+    from gdflows_book.timing import MIN_REPEAT_SECONDS, SLOW_SECONDS
+
+    host["load_average_1min_at_end"] = load_average()
+    parameters = {
+        "mode": mode,
+        "settings": settings,
+        "min_repeat_seconds": MIN_REPEAT_SECONDS,
+        "slow_seconds": SLOW_SECONDS,
+        **parameters,
+    }
+    return {
+        "mode": mode,
+        "settings": settings,
+        "machine": host,
+        **measurements,
+        "provenance": provenance(parameters, seconds=time.perf_counter() - start),
+    }

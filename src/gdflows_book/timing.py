@@ -9,6 +9,11 @@ from __future__ import annotations
 import statistics
 import time
 
+#: :func:`warm_time`'s defaults: a timed repeat lasts at least this long ...
+MIN_REPEAT_SECONDS = 0.05
+#: ... and work slower than this per unit is repeated ``slow_repeats`` times only.
+SLOW_SECONDS = 0.5
+
 
 def progress_printer(name: str):
     """``message -> None``: print ``[name HH:MM:SS] message`` at once (CI logs stream it)."""
@@ -54,7 +59,12 @@ def timed(function, repeats: int) -> tuple[object, dict]:
 
 
 def warm_time(
-    run, *, repeats: int, slow_repeats: int | None = None, min_seconds: float = 0.05, slow_seconds: float = 0.5
+    run,
+    *,
+    repeats: int,
+    slow_repeats: int | None = None,
+    min_seconds: float = MIN_REPEAT_SECONDS,
+    slow_seconds: float = SLOW_SECONDS,
 ) -> dict:
     """Median wall time of one unit of work over ``repeats`` repeats of a warmed-up ``run``, for
     work too short to time one call at a time.
