@@ -74,9 +74,17 @@ def check_holomorphic(loss, theta0: jax.Array, *, rtol: float = 1e-6) -> None:
 
 
 # Elementwise primitives whose derivatives are discontinuous: a loss built from them (ReLU is
-# ``max(x, 0)``) has no third derivative where the central flow needs one. ``reduce_max`` (as in
-# a stabilised log-sum-exp) is not listed: there it only shifts the argument.
+# ``max(x, 0)``) has no third derivative where the central flow needs one, and no analytic
+# continuation for the complex PF. ``reduce_max`` (as in a stabilised log-sum-exp) is not listed:
+# there it only shifts the argument.
 _NONSMOOTH = frozenset({"max", "min", "abs", "sign", "floor", "ceil", "round", "clamp"})
+# A function with its own derivative rule (``jax.custom_jvp``) is judged by its name, not by its
+# body: JAX computes smooth functions such as softplus and logaddexp with a stabilising max and abs
+# inside such a rule, while its ReLU is one too. These are the piecewise ones.
+_PIECEWISE_CUSTOM = frozenset({"relu", "relu6"})
+# A select on a comparison, ``where(x > 0, a, b)``, is piecewise too (leaky ReLU, ELU, hard tanh).
+_COMPARISONS = frozenset({"gt", "lt", "ge", "le"})
+_CUSTOM_CALLS = frozenset({"custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr"})
 
 
 def _subjaxprs(value):
@@ -89,9 +97,19 @@ def _subjaxprs(value):
             yield from _subjaxprs(item)
 
 
+def _custom_name(eqn) -> str:
+    call = eqn.params.get("call_jaxpr") or eqn.params.get("fun_jaxpr")
+    info = getattr(getattr(call, "jaxpr", call), "debug_info", None)
+    return getattr(info, "func_name", "") or ""
+
+
 def _primitive_names(jaxpr) -> set[str]:
+    """The primitives of ``jaxpr`` and its sub-jaxprs; a custom-derivative call counts by its name."""
     names = set()
     for eqn in jaxpr.eqns:
+        if eqn.primitive.name in _CUSTOM_CALLS:
+            names.add(_custom_name(eqn))
+            continue
         names.add(eqn.primitive.name)
         for param in eqn.params.values():
             for sub in _subjaxprs(param):
@@ -100,8 +118,18 @@ def _primitive_names(jaxpr) -> set[str]:
 
 
 def nonsmooth_primitives(loss, theta0) -> list[str]:
-    """The primitives of ``loss`` (traced at ``theta0``) whose derivatives jump, sorted; empty if none."""
-    return sorted(_primitive_names(jax.make_jaxpr(loss)(jnp.asarray(theta0)).jaxpr) & _NONSMOOTH)
+    """What in ``loss`` (traced at ``theta0``) has jumping derivatives, sorted; empty if none.
+
+    A syntactic test on the jaxpr: the primitives ``max``, ``min``, ``abs``, ``sign`` and rounding,
+    a ``where`` on a comparison (leaky ReLU, ELU, hard tanh), and JAX's ReLU and ReLU6, which carry
+    their own derivative rule. Other functions with their own rule (softplus, logaddexp) are trusted:
+    JAX computes them with a stabilising ``max`` inside a smooth rule.
+    """
+    names = _primitive_names(jax.make_jaxpr(loss)(jnp.asarray(theta0)).jaxpr)
+    found = names & (_NONSMOOTH | _PIECEWISE_CUSTOM)
+    if "select_n" in names and names & _COMPARISONS:
+        found.add("where on a comparison")
+    return sorted(found)
 
 
 def check_smooth(loss, theta0) -> None:
