@@ -52,9 +52,19 @@ def hessian(loss: Loss, theta: jax.Array, *, holomorphic: bool = False, block: i
     return 0.5 * (columns + columns.T)
 
 
+def third_derivative(
+    loss: Loss, theta: jax.Array, u: jax.Array, v: jax.Array, *, holomorphic: bool = False
+) -> jax.Array:
+    r"""The vector :math:`\nabla^3 E(\theta)[u, v] = \frac{d}{d\epsilon} H(\theta + \epsilon v)\,u\,|_0`.
+
+    It is :math:`\nabla(u^\top H v)` with :math:`u, v` held fixed: one ``jvp`` of a Hessian-vector product.
+    """
+    return jax.jvp(lambda x: hvp(loss, x, u, holomorphic=holomorphic), (theta,), (v,))[1]
+
+
 def third_derivative_vv(loss: Loss, theta: jax.Array, v: jax.Array, *, holomorphic: bool = False) -> jax.Array:
-    r"""The vector :math:`\nabla^3 E(\theta)[v, v] = \frac{d}{d\epsilon} H(\theta + \epsilon v)\,v\,|_0`."""
-    return jax.jvp(lambda x: hvp(loss, x, v, holomorphic=holomorphic), (theta,), (v,))[1]
+    r"""The vector :math:`\nabla^3 E(\theta)[v, v]`, the gradient of the curvature :math:`v^\top H v`."""
+    return third_derivative(loss, theta, v, v, holomorphic=holomorphic)
 
 
 def sharpness(loss: Loss, theta: jax.Array) -> jax.Array:

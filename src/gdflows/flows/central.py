@@ -59,7 +59,7 @@ from gdflows.errors import EigenTrackingError, SDCPError
 from gdflows.flows._base import Flow, precision_checked
 from gdflows.flows._loss_checks import check_smooth
 from gdflows.sdcp import smat, solve_sdcp, svec, svec_indices
-from gdflows.spectral import hessian, hvp, relative_residual, track_eigenpairs
+from gdflows.spectral import hessian, hvp, relative_residual, third_derivative, track_eigenpairs
 
 # ----------------------------------------------------------------------------- options
 
@@ -200,7 +200,7 @@ def _central_velocity(loss, o: _Settings, theta, vectors, X0):
     k = o.k
     lam, U, HU = lam_all[:k], U_all[:, :k], HU_all[:, :k]
     i, j, w = svec_indices(k)
-    third = jax.vmap(lambda u, v: jax.jvp(lambda x: hvp(loss, x, u), (theta,), (v,))[1])(U.T[i], U.T[j])
+    third = jax.vmap(lambda u, v: third_derivative(loss, theta, u, v))(U.T[i], U.T[j])
     G = third * jnp.asarray(w)[:, None]  # (m, d): rows scaled so that svec(X) . G = sum_ij X_ij grad(u_i H u_j)
     # G @ v is svec(d/dt U^T H U) along v (the rows already carry the svec weights), so smat undoes it exactly
     alpha = o.kappa * jnp.diag(2.0 / o.h - lam) + smat(G @ g, k)
