@@ -32,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import gdflows
-from gdflows_book.benchmarks import machine, measured_on, parse_args, record, seconds, table, write_results
+from gdflows_book.benchmarks import TimedRun, measured_on, parse_args, seconds, table, write_results
 from gdflows_book.figures import FLOW_STYLE, save_figure, use_style
 from gdflows_book.setups import FLOW_NAMES, flow_lineup
 from gdflows_book.timing import SLOW_SECONDS, first_call, progress_printer, python_loop, warm_time
@@ -286,21 +286,17 @@ def figure(results: dict):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv, description=__doc__.splitlines()[0], quick="fewer sizes and repeats (for CI)")
-    mode = "quick" if args.quick else "full"
-    cfg = SETTINGS[mode]
-    start = time.perf_counter()
-    host = machine()
-    progress(f"mode {mode}, build dir {args.build_dir}, {host['logical_cores']} cores, {host['cpu']}")
-    cost = bench_flow_cost(cfg)
-    solver = bench_solver_steps(cfg)
+    run = TimedRun.begin(args, SETTINGS, progress)
+    cost = bench_flow_cost(run.settings)
+    solver = bench_solver_steps(run.settings)
     parameters = {"samples": SAMPLES, "ridge": RIDGE, "solver_h_lambda_max": SOLVER_HLAM}
-    results = record(mode, cfg, host, start, parameters, flow_cost=cost, solver_steps=solver)
+    results = run.record(parameters, flow_cost=cost, solver_steps=solver)
     page = write_results(args.build_dir, "flow_cost", results, markdown(results))
     fig = figure(results)
     paths = save_figure(fig, "benchmark_flow_cost", args.build_dir)
     plt.close(fig)
     progress(f"wrote {page}, its .json, {', '.join(str(p) for p in paths)}")
-    progress(f"done in {time.perf_counter() - start:.0f} s")
+    progress(f"done in {run.seconds():.0f} s")
     return 0
 
 

@@ -23,14 +23,13 @@ reported separately; the spread (min, max) is in the JSON.
 from __future__ import annotations
 
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import gdflows
-from gdflows_book.benchmarks import machine, measured_on, parse_args, record, seconds, table, write_results
+from gdflows_book.benchmarks import TimedRun, measured_on, parse_args, seconds, table, write_results
 from gdflows_book.setups import diagonal_quadratic
 from gdflows_book.timing import first_call, progress_printer, python_loop, warm_time
 
@@ -311,15 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.splitlines()[0],
         quick="fewer repeats (for CI); the Euler reference still runs all 525,000 steps",
     )
-    mode = "quick" if args.quick else "full"
-    cfg = SETTINGS[mode]
-    start = time.perf_counter()
-    host = machine()
-    progress(f"mode {mode}, build dir {args.build_dir}, {host['logical_cores']} cores, {host['cpu']}")
-    f2 = bench_f2(cfg)
-    results = record(mode, cfg, host, start, {"f2": F2}, f2=f2)
+    run = TimedRun.begin(args, SETTINGS, progress)
+    f2 = bench_f2(run.settings)
+    results = run.record({"f2": F2}, f2=f2)
     page = write_results(args.build_dir, "pf_released_scheme", results, markdown(results))
-    progress(f"wrote {page} and its .json; done in {time.perf_counter() - start:.0f} s")
+    progress(f"wrote {page} and its .json; done in {run.seconds():.0f} s")
     return 0
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -111,26 +112,47 @@ def seconds(value: float) -> str:
     return f"{value * 1e6:.3g} µs"
 
 
-def record(mode: str, settings: dict, host: dict, start: float, parameters: dict, **measurements) -> dict:
-    """A timing benchmark's JSON record: ``mode``, ``settings``, ``machine`` (``host`` from :func:`machine`,
-    with the load average now added as the end's), the ``measurements``, and the provenance of
-    ``mode``, ``settings``, :func:`gdflows_book.timing.warm_time`'s defaults and ``parameters``, with the
-    seconds since ``start`` (a ``time.perf_counter()``)."""
-    from gdflows_book.provenance import provenance
-    from gdflows_book.timing import MIN_REPEAT_SECONDS, SLOW_SECONDS
+@dataclass
+class TimedRun:
+    """One run of a timing benchmark: its mode (``"quick"`` or ``"full"``), that mode's settings, the
+    machine it runs on (:func:`machine`) and the clock started by :meth:`begin`."""
 
-    host["load_average_1min_at_end"] = load_average()
-    parameters = {
-        "mode": mode,
-        "settings": settings,
-        "min_repeat_seconds": MIN_REPEAT_SECONDS,
-        "slow_seconds": SLOW_SECONDS,
-        **parameters,
-    }
-    return {
-        "mode": mode,
-        "settings": settings,
-        "machine": host,
-        **measurements,
-        "provenance": provenance(parameters, seconds=time.perf_counter() - start),
-    }
+    mode: str
+    settings: dict
+    host: dict
+    start: float
+
+    @classmethod
+    def begin(cls, args: argparse.Namespace, settings_by_mode: dict, progress) -> TimedRun:
+        """Start the clock for ``args.quick``'s mode and announce it on the ``progress`` line."""
+        mode = "quick" if args.quick else "full"
+        run = cls(mode, settings_by_mode[mode], machine(), time.perf_counter())
+        progress(f"mode {mode}, build dir {args.build_dir}, {run.host['logical_cores']} cores, {run.host['cpu']}")
+        return run
+
+    def seconds(self) -> float:
+        """Seconds since :meth:`begin`."""
+        return time.perf_counter() - self.start
+
+    def record(self, parameters: dict, **measurements) -> dict:
+        """The JSON record: ``mode``, ``settings``, ``machine`` (with the load average now added as the
+        end's), the ``measurements``, and the provenance of ``mode``, ``settings``,
+        :func:`gdflows_book.timing.warm_time`'s defaults and ``parameters``, with the run's seconds."""
+        from gdflows_book.provenance import provenance
+        from gdflows_book.timing import MIN_REPEAT_SECONDS, SLOW_SECONDS
+
+        self.host["load_average_1min_at_end"] = load_average()
+        parameters = {
+            "mode": self.mode,
+            "settings": self.settings,
+            "min_repeat_seconds": MIN_REPEAT_SECONDS,
+            "slow_seconds": SLOW_SECONDS,
+            **parameters,
+        }
+        return {
+            "mode": self.mode,
+            "settings": self.settings,
+            "machine": self.host,
+            **measurements,
+            "provenance": provenance(parameters, seconds=self.seconds()),
+        }
