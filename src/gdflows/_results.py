@@ -119,7 +119,7 @@ class CentralInfo(NamedTuple):
     sdcp_residual: jax.Array  # relative KKT residual of the SDCP solution
     sdcp_iterations: jax.Array  # projected-gradient iterations spent on it (0: closed form)
     eig_residual: jax.Array  # max_i |H u_i - lambda_i u_i| / |lambda_1|
-    hvps: jax.Array  # Hessian-vector products spent on the eigenpairs (and H U)
+    hvps: jax.Array  # Hessian-vector products spent on the eigenpairs and H U (a dense Hessian counts d)
     active: jax.Array  # rank of X: the directions whose constraint is active (oscillating at the edge)
 
 

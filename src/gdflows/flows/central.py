@@ -184,13 +184,14 @@ def _initial_vectors(theta0, tracked, seed=0):
 
 
 def _top_eigenpairs(loss, theta, vectors, o: _Settings):
-    matvec = jax.vmap(lambda v: hvp(loss, theta, v), 1, 1)
-    if o.eigen.spectrum == "dense":
-        w, V = jnp.linalg.eigh(hessian(loss, theta))
+    if o.eigen.spectrum == "dense":  # the dense Hessian costs d products and gives H U for free
+        H = hessian(loss, theta)
+        w, V = jnp.linalg.eigh(H)
         lam, U = w[::-1][: o.tracked], V[:, ::-1][:, : o.tracked]
         U = U * jnp.where(jnp.sum(U * vectors, axis=0) < 0, -1.0, 1.0)  # signs as in the previous vectors
-        HU = matvec(U)
-        return lam, U, HU, jnp.asarray(theta.shape[0] + o.tracked), relative_residual(lam, U, HU, o.k)
+        HU = H @ U
+        return lam, U, HU, jnp.asarray(theta.shape[0]), relative_residual(lam, U, HU, o.k)
+    matvec = jax.vmap(lambda v: hvp(loss, theta, v), 1, 1)
     return track_eigenpairs(matvec, vectors, tol=o.eigen.tol, max_iter=o.eigen.max_iter, converged=o.k)
 
 
