@@ -310,12 +310,17 @@ def central_diagnostics(
     o = _settings(lr, k, tracked, restoring, eigen, sdcp)
     thetas = jnp.asarray(thetas)
     o = _for_dimension(o, thetas.shape[-1])
+    return _diagnostics(loss, o)(thetas)
 
-    @jax.jit
+
+@functools.lru_cache(maxsize=32)
+def _diagnostics(loss, o: _Settings):
+    """The compiled diagnostics, cached per (loss, settings) so that a second call does not recompile."""
+
     def one(theta):
         return _central_velocity(loss, o, theta, _initial_vectors(theta, o.tracked), None)[1]
 
-    return jax.lax.map(one, thetas)
+    return jax.jit(lambda thetas: jax.lax.map(one, thetas))
 
 
 def central_flow_run(
