@@ -11,10 +11,17 @@ import gdflows as gf
 import gdflows.analysis as ga
 import gdflows.problems as gp
 
-LANDSCAPES = [gp.two_minima_1d(), gp.two_minima_2d(), gp.saddle_2d(), gp.saddle_quadratic(stable=2.0, unstable=0.5)]
+LANDSCAPES = [
+    gp.two_minima_1d(),
+    gp.two_minima_2d(),
+    gp.quartic_two_minima(),
+    gp.saddle_2d(),
+    gp.saddle_quadratic(stable=2.0, unstable=0.5),
+]
 EXPECTED_KINDS = {
     "two minima (1-D)": {"wide": "minimum", "narrow": "minimum", "barrier": "maximum"},
     "two minima (2-D)": {"wide": "minimum", "narrow": "minimum", "saddle": "saddle"},
+    "quartic two minima (1-D)": {"wide": "minimum", "barrier": "maximum", "sharp": "minimum"},
     "strict saddle": {"saddle": "saddle", "minimum +": "minimum", "minimum -": "minimum"},
     "quadratic saddle": {"saddle": "saddle"},
 }
@@ -102,3 +109,33 @@ def test_classify_endpoints_marks_divergence():
     assert labels.tolist() == [0, 1, 2, 3, 3, 3]
     assert ga.exit_time([0.0, 1.0, 2.0], [True, True, False]) == 2.0
     assert ga.exit_time([0.0, 1.0], [True, True]) is None
+
+
+def test_quartic_two_minima_has_the_closed_form_critical_points():
+    # E'(x) = s x (x - b)(x - 1): minima at 0 and 1, barrier at b; E'' = s b, -s b (1 - b), s (1 - b) there
+    points = gp.quartic_two_minima().critical_points()
+    expected = {
+        "wide": ("minimum", 0.0, 1.0),
+        "barrier": ("maximum", 1.0 / 9.0, -8.0 / 9.0),
+        "sharp": ("minimum", 1.0, 8.0),
+    }
+    for name, (kind, x, curvature) in expected.items():
+        assert points[name].kind == kind
+        np.testing.assert_allclose(points[name].point, [x], atol=1e-14)
+        np.testing.assert_allclose(points[name].eigenvalues, [curvature], rtol=1e-13)
+    b, s = 0.25, 4.0
+    other = gp.quartic_two_minima(barrier=b, scale=s)
+    for x, curvature in ((0.0, s * b), (b, -s * b * (1 - b)), (1.0, s * (1 - b))):
+        assert float(jax.grad(other.loss)(jnp.array([x]))[0]) == pytest.approx(0.0, abs=1e-15)
+        assert float(gf.hessian(other.loss, jnp.array([x]))[0, 0]) == pytest.approx(curvature, rel=1e-13)
+    # the defaults are the loss of the escape figure, 9 (x^4/4 - (10/9) x^3/3 + x^2/18)
+    x = jnp.array([0.7])
+    assert float(gp.quartic_two_minima().loss(x)) == pytest.approx(
+        9 * (0.7**4 / 4 - (10 / 9) * 0.7**3 / 3 + 0.7**2 / 18)
+    )
+
+
+@pytest.mark.parametrize("kwargs", [{"barrier": 1.0}, {"barrier": 0.0}, {"scale": -1.0}, {"barrier": True}])
+def test_quartic_two_minima_refuses_a_barrier_outside_the_minima(kwargs):
+    with pytest.raises((ValueError, TypeError), match="barrier|scale"):
+        gp.quartic_two_minima(**kwargs)

@@ -1,4 +1,5 @@
-r"""Toy landscapes for the instability figures: two minima of different sharpness, and a strict saddle.
+r"""Toy landscapes for the instability figures: two minima of different sharpness (Gaussian and quartic), and a strict
+saddle.
 
 Every loss here is a plain ``jnp`` function of a flat parameter vector built from
 polynomials and ``exp`` only, so it is holomorphic and the complex-space principal flow
@@ -188,6 +189,44 @@ def two_minima_2d(
     guesses = {"wide": [0.0, 0.0], "narrow": [mu, 0.0], "saddle": [mu - 1.5 * ss, 0.0]}
     params = dict(confinement=kappa, wide_depth=aw, wide_width=sw, narrow_depth=a_s, narrow_width=ss, narrow_centre=mu)
     return Landscape("two minima (2-D)", loss, guesses, params)
+
+
+def quartic_two_minima(*, barrier: float = 1.0 / 9.0, scale: float = 9.0) -> Landscape:
+    r"""A 1-D quartic with a wide minimum at 0, a barrier at ``barrier`` and a sharp minimum at 1.
+
+    .. math::
+        E(x) = s\left(\tfrac{x^4}{4} - (1 + b)\tfrac{x^3}{3} + b\tfrac{x^2}{2}\right),
+        \qquad E'(x) = s\,x\,(x - b)(x - 1),
+
+    with :math:`s` = ``scale`` and :math:`b` = ``barrier`` (:math:`0 < b < 1`). The curvatures are
+    :math:`E''(0) = sb` (wide), :math:`E''(b) = -sb(1 - b)` (the barrier, a local maximum) and
+    :math:`E''(1) = s(1 - b)` (sharp). The defaults give
+    :math:`E(x) = 9(x^4/4 - (10/9)x^3/3 + x^2/18)`: :math:`\lambda_w = 1`, :math:`\lambda_s = 8`,
+    barrier at :math:`1/9`. A polynomial, so its continuation to complex :math:`x` stays moderate
+    (no :math:`e^{z^2}` growth off the real axis, unlike the Gaussians of :func:`two_minima_1d`).
+
+    Example:
+      >>> import gdflows.problems as gp
+      >>> points = gp.quartic_two_minima().critical_points()
+      >>> for name, p in points.items():
+      ...     print(name, p.kind, round(float(p.point[0]), 12), round(float(p.eigenvalues[0]), 12))
+      wide minimum 0.0 1.0
+      barrier maximum 0.111111111111 -0.888888888889
+      sharp minimum 1.0 8.0
+    """
+    b = check_number("barrier", barrier, example="barrier=0.1")
+    s = check_number("scale", scale, example="scale=9.0")
+    if not b < 1.0:
+        raise ValueError(
+            f"barrier must lie strictly between 0 and the sharp minimum at 1, got barrier={b}; pass e.g. barrier=0.1."
+        )
+
+    def loss(theta):
+        x = theta[0]
+        return s * (x**4 / 4.0 - (1.0 + b) * x**3 / 3.0 + b * x**2 / 2.0)
+
+    guesses = {"wide": [0.0], "barrier": [b], "sharp": [1.0]}
+    return Landscape("quartic two minima (1-D)", loss, guesses, dict(barrier=b, scale=s))
 
 
 def saddle_2d(*, stable: float = 3.0, unstable: float = 2.0, quartic: float = 2.0) -> Landscape:
