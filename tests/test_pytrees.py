@@ -183,3 +183,25 @@ def test_bad_pytrees_are_refused_with_the_fix():
     handmade = flow._replace(factory=None)
     with pytest.raises(TypeError, match="not built by a gdflows flow factory"):
         gf.solve(handmade, TREE, steps=1)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda loss, **kw: gf.gradient_flow(loss, lr=0.3, **kw),
+        lambda loss, **kw: gf.modified_flow(loss, lr=0.3, order=2, **kw),
+        lambda loss, **kw: gf.principal_flow(loss, lr=0.3, space="real", spectrum="krylov", krylov_dim=5, **kw),
+        lambda loss, **kw: gf.rod_flow(loss, lr=0.3, **kw),
+        lambda loss, **kw: gf.central_flow(loss, lr=0.3, k=1, **kw),
+    ],
+    ids=["NGF", "MF3", "PF-krylov", "rod", "central"],
+)
+def test_every_factory_rebuilds_its_flow_with_its_options(make):
+    flat_loss, theta0 = by_hand(tree_loss, TREE)
+    flow = make(tree_loss, args=(X, Y))
+    rebuilt, ref = flow.factory(flat_loss), make(flat_loss)
+    assert (rebuilt.name, rebuilt.lr) == (ref.name, ref.lr) and rebuilt.factory is not None
+    field, expected = (f.vector_field(0.0, f.init(theta0)) for f in (rebuilt, ref))
+    for a, b in zip(jax.tree.leaves(field), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-15)
+    assert flow.loss(TREE) == pytest.approx(float(flat_loss(theta0)), rel=1e-15)  # flow.loss: args bound

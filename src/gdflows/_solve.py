@@ -200,7 +200,9 @@ def solve_scan(
 
     Args:
       flow: any :class:`~gdflows.flows.Flow`.
-      state0: the initial state, ``flow.init(theta0)``.
+      state0: the initial state, ``flow.init(theta0)``, in the flat view: for pytree parameters
+        ravel them (``theta0, unravel = gdflows.ravel(params)``), build the flow on the flat loss
+        ``lambda th: loss(unravel(th), *args)`` and map results back with ``unravel``.
       ts: increasing save times, shape ``(S,)``, starting at the initial time.
       rtol, atol, solver, max_steps: as for :func:`solve`.
       fixed_steps_per_interval: for ``"euler"`` and ``"rk4"`` only: equal steps between

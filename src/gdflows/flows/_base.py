@@ -43,8 +43,10 @@ class Flow(NamedTuple):
         (None for a hand-made flow); :func:`gdflows.solve` calls it to run the flow on pytree
         parameters.
 
-    ``loss``, ``init``, ``vector_field`` and ``position`` work on the flat vector :math:`\theta`
-    (``init`` refuses a pytree: :func:`gdflows.solve` ravels one).
+    ``loss`` is the factory's loss with its ``args`` bound; ``init``, ``vector_field`` and
+    ``position`` work on the flat vector :math:`\theta` of a loss of a flat vector (``init``
+    refuses a pytree). A flow on a loss of a pytree is meant for :func:`gdflows.solve`, which
+    ravels the parameters and rebuilds it on the flat loss with ``factory``.
     """
 
     name: str
