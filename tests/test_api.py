@@ -83,7 +83,7 @@ class TestTypedResults:
 
     def test_gd_result(self):
         run = gf.gd(QUADRATIC, THETA0, lr=0.1, steps=3)
-        assert isinstance(run, gf.GDRun) and run._fields == ("times", "theta", "loss", "stopped_at")
+        assert isinstance(run, gf.GDRun) and run._fields == ("times", "theta", "loss", "stopped_at", "unravel")
 
     def test_no_result_holds_a_dict(self):
         for result in (gf.GDRun, gf.Solution, gf.SharpnessRun, gf.CentralRun, gf.FlowScan, gf.GDScan):
@@ -106,6 +106,24 @@ def test_public_submodules_import_as_modules(name):
     assert inspect.ismodule(module)
     exec(f"import gdflows.{name} as m", (scope := {}))
     assert inspect.ismodule(scope["m"])
+
+
+def public_modules() -> list[str]:
+    """Every module of the package with no private (underscore) component in its name."""
+    import pkgutil
+
+    names = [info.name for info in pkgutil.walk_packages(gf.__path__, prefix="gdflows.")]
+    return [name for name in names if not any(part.startswith("_") for part in name.split("."))]
+
+
+@pytest.mark.parametrize("name", public_modules())
+def test_every_public_module_imports_by_name_and_no_name_shadows_it(name):
+    module = importlib.import_module(name)
+    assert inspect.ismodule(module) and module.__name__ == name
+    parent, _, child = name.rpartition(".")
+    assert getattr(importlib.import_module(parent), child) is module  # not a function of the same name
+    exec(f"import {name}", (scope := {}))
+    assert inspect.ismodule(scope["gdflows"])
 
 
 def test_gd_and_solve_are_functions_not_shadowed_modules():

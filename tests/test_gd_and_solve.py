@@ -228,12 +228,19 @@ class TestBadInput:
         with pytest.raises((ValueError, TypeError), match="steps must be a non-negative integer"):
             gf.gd(QUADRATIC, THETA0, lr=0.1, steps=steps)
 
-    @pytest.mark.parametrize("theta0", [jnp.ones((2, 2)), jnp.array([1, 2, 3]), 1.0])
+    @pytest.mark.parametrize("theta0", [jnp.array([1, 2, 3]), jnp.array([True, False])])
     def test_theta0(self, theta0):
-        with pytest.raises(ValueError, match="theta0 must be a 1-D float array.*ravel_pytree"):
+        with pytest.raises(ValueError, match="theta0 must be a 1-D float array.*gdflows.ravel"):
             gf.gd(QUADRATIC, theta0, lr=0.1, steps=3)
         with pytest.raises(ValueError, match="theta0 must be a 1-D float array"):
             gf.solve(gf.gradient_flow(QUADRATIC, lr=0.1), theta0, steps=3)
+
+    @pytest.mark.parametrize("theta0", [jnp.ones((2, 2)), 1.0])
+    def test_a_float_array_of_any_shape_is_a_pytree_of_one_leaf(self, theta0):
+        run = gf.gd(lambda p: jnp.sum(p**2), theta0, lr=0.1, steps=3)
+        np.testing.assert_allclose(run.final_params, 0.8**3 * np.asarray(theta0), rtol=1e-15)
+        assert run.theta.shape == (4, np.size(theta0)) and run.final_params.shape == np.shape(theta0)
+        np.testing.assert_array_equal(run.params[0], theta0)
 
     def test_solver_options(self):
         with pytest.raises(ValueError, match="solver must be one of"):

@@ -1,7 +1,11 @@
 r"""gdflows: continuous-time models of gradient descent, and gradient descent itself.
 
-The library works on a pure loss :math:`E(\theta)` of a flat parameter vector. It runs
-GD (:func:`gd`), builds flows with a common face (:func:`gradient_flow`,
+The library works on a pure loss :math:`E(\theta)` of a flat parameter vector; parameters may
+be given as any pytree of float arrays (an ``nnx.State``, nested dicts) and the loss may take
+extra arguments, ``loss(params, *args)``: they are ravelled internally (:func:`ravel`) and the
+results come back in the same structure (``run.params``; ``run.theta`` is the flat view). It runs
+GD (:func:`gd`; with ``sharpness_every=k`` it tracks the top Hessian eigenvalues, returning a
+:class:`SharpnessRun`, see :func:`gd_with_sharpness`), builds flows with a common face (:func:`gradient_flow`,
 :func:`modified_flow`, :func:`principal_flow`, :func:`rod_flow`, :func:`central_flow`), each
 carrying the learning rate :math:`h` of the GD it models, and integrates any of them at GD's
 times :math:`t_n = nh` (:func:`solve`). :func:`dal` is the drift-adjusted learning rate as an
@@ -27,6 +31,7 @@ re-exported here; the public submodules are :mod:`gdflows.data`, :mod:`gdflows.m
 """
 
 from gdflows._gd import gd, gd_scan, gd_with_sharpness
+from gdflows._pytree import Unravel, ravel
 from gdflows._results import (
     CentralRun,
     FlowScan,
@@ -88,6 +93,7 @@ __all__ = [
     "Solution",
     "SolverStats",
     "TrainRun",
+    "Unravel",
     "central_diagnostics",
     "central_flow",
     "central_flow_run",
@@ -102,6 +108,7 @@ __all__ = [
     "modified_flow",
     "pf_coefficient",
     "principal_flow",
+    "ravel",
     "rod_flow",
     "scale_by_dal",
     "sharpness",

@@ -128,9 +128,9 @@ def check_theta0(theta0: Any, *, allow_complex: bool = False, entry: str | None 
     kinds = (jnp.floating, jnp.complexfloating) if allow_complex else (jnp.floating,)
     if array.ndim != 1 or not any(jnp.issubdtype(array.dtype, kind) for kind in kinds):
         raise ValueError(
-            f"theta0 must be a 1-D float array, got shape {array.shape} and dtype {array.dtype}; "
-            "flatten a pytree of parameters with jax.flatten_util.ravel_pytree and cast it "
-            "with jnp.asarray(theta0, dtype=jnp.float64)."
+            f"theta0 must be a 1-D float array, got shape {array.shape} and dtype {array.dtype}; cast it with "
+            "jnp.asarray(theta0, dtype=jnp.float64) (gd, solve and the flows also take any pytree of float arrays; "
+            "elsewhere flatten one with gdflows.ravel)."
         )
     if array.shape[0] == 0:
         raise ValueError("theta0 is empty (shape (0,)); pass at least one parameter.")

@@ -3,6 +3,10 @@ r"""Discrete gradient descent: the ground truth every flow is compared with.
 GD with learning rate :math:`h` maps :math:`\theta_{n+1} = \theta_n - h\nabla E(\theta_n)`.
 Step :math:`n` sits at time :math:`t_n = nh`, so a flow and GD are compared at the
 same :math:`t`.
+
+Parameters may be any pytree of float arrays and the loss may take extra arguments,
+``loss(params, *args)``; both are ravelled into a flat loss of :math:`\theta` first
+(:mod:`gdflows._pytree`), and the results carry the structure back (``run.params``).
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gdflows._checks import check_loss, check_lr, check_positive_int, check_steps, check_theta0
+from gdflows._pytree import flat_problem
 from gdflows._results import GDRun, GDScan, SharpnessRun
 from gdflows.errors import DivergenceWarning
 
@@ -108,42 +114,75 @@ def gd_scan(loss: Loss, theta0: jax.Array, lr: float, steps: int) -> GDScan:
     return GDScan(thetas, losses, count)
 
 
-_gd_scan_jit = jax.jit(gd_scan, static_argnums=(0, 3))
+# filter_jit, not jit with a static loss: a loss that is a pytree (a Partial holding a batch, the
+# flat loss of a pytree) is traced through its arrays, so a new batch of the same shape reuses the
+# compilation; a plain function is static, keyed on its identity, as before.
+_gd_scan_jit = eqx.filter_jit(gd_scan)
 
 
-def gd(loss: Loss, theta0, *, lr: float, steps: int) -> GDRun:
-    r"""Run gradient descent :math:`\theta_{n+1} = \theta_n - h\nabla E(\theta_n)`.
+def gd(
+    loss: Loss,
+    theta0,
+    *,
+    lr: float,
+    steps: int,
+    args: tuple = (),
+    sharpness_every: int | None = None,
+    top: int = 1,
+    krylov_dim: int = 32,
+    seed: int = 0,
+) -> GDRun | SharpnessRun:
+    r"""Run gradient descent :math:`\theta_{n+1} = \theta_n - h\nabla E(\theta_n)`, tracking the sharpness if asked.
 
     Args:
-      loss: pure function :math:`E` of a flat parameter vector, returning a scalar.
-      theta0: initial parameters, a 1-D float array.
+      loss: pure function :math:`E` of the parameters, ``loss(params, *args)``, returning a real scalar.
+      theta0: initial parameters: a 1-D float array, or any pytree of float arrays (an
+        ``nnx.State``, nested dicts, tuples), ravelled internally.
       lr: learning rate :math:`h > 0`.
       steps: number of steps :math:`N \ge 0`.
+      args: extra arguments of the loss (e.g. a batch), held fixed over the run.
+      sharpness_every: track the top Hessian eigenvalues every ``k`` steps
+        (:func:`gd_with_sharpness`, whose ``every`` it is); None (default) for plain GD.
+      top, krylov_dim, seed: with ``sharpness_every`` only, as for :func:`gd_with_sharpness`.
 
     Returns:
-      A :class:`~gdflows.GDRun` with ``theta[n]`` :math:`= \theta_n` and
-      ``loss[n]`` :math:`= E(\theta_n)` at ``times[n]`` :math:`= nh`. A run whose loss
-      or iterate becomes non-finite stops there: the arrays hold the finite part,
-      ``stopped_at`` the time of the first non-finite value, and a
-      :class:`DivergenceWarning` names the step. A divergence is data to plot, not
+      Without ``sharpness_every``: a :class:`~gdflows.GDRun` with ``theta[n]`` :math:`= \theta_n` and
+      ``loss[n]`` :math:`= E(\theta_n)` at ``times[n]`` :math:`= nh`, and ``params`` the iterates in
+      the structure of ``theta0``. A run whose loss or iterate becomes non-finite stops there:
+      the arrays hold the finite part, ``stopped_at`` the time of the first non-finite value,
+      and a :class:`DivergenceWarning` names the step. A divergence is data to plot, not
       an error. Float32 input draws a :class:`~gdflows.PrecisionWarning`.
+      With ``sharpness_every``: the :class:`~gdflows.SharpnessRun` of :func:`gd_with_sharpness`.
 
     Example:
       >>> import jax.numpy as jnp
       >>> run = gd(lambda th: 0.5 * jnp.sum(th**2), jnp.ones(2), lr=0.5, steps=3)
       >>> [float(v) for v in run.theta[:, 0]]
       [1.0, 0.5, 0.25, 0.125]
+      >>> run = gd(lambda p: 0.5 * jnp.sum(p["w"] ** 2) + p["b"] ** 2, {"w": jnp.ones(2), "b": jnp.array(1.0)},
+      ...          lr=0.1, steps=20, sharpness_every=10)
+      >>> [round(float(s), 9) for s in run.sharpness], run.final_params["w"].shape
+      ([2.0, 2.0, 2.0], (2,))
     """
+    if sharpness_every is not None:
+        return _sharpness_run(loss, theta0, args, lr, steps, sharpness_every, top, krylov_dim, seed, "gd")
+    if (top, krylov_dim, seed) != (1, 32, 0):
+        raise ValueError(
+            f"top, krylov_dim and seed set the sharpness tracking, which is off (sharpness_every=None), got "
+            f"top={top!r}, krylov_dim={krylov_dim!r}, seed={seed!r}; pass sharpness_every=k to track the top "
+            "eigenvalues every k steps, or drop them."
+        )
     lr = check_lr(lr)
     steps = check_steps(steps)
+    loss, theta0, unravel = flat_problem(loss, theta0, args)
     theta0 = check_theta0(theta0, entry="gd")
     check_loss(loss, theta0)
-    out = _gd_scan_jit(loss, theta0, lr, steps)
+    out = _gd_scan_jit(loss, theta0, jnp.asarray(lr), steps)
     theta, losses = np.asarray(out.theta), np.asarray(out.loss)
     t = lr * np.arange(steps + 1)
     finite = np.isfinite(losses) & np.all(np.isfinite(theta), axis=1)
     if finite.all():
-        return GDRun(t, theta, losses)
+        return GDRun(t, theta, losses, unravel=unravel)
     first_bad = int(np.argmin(finite))
     warnings.warn(
         _divergence_message(loss, theta0 if first_bad == 0 else theta[first_bad - 1], lr, first_bad)
@@ -151,7 +190,7 @@ def gd(loss: Loss, theta0, *, lr: float, steps: int) -> GDRun:
         DivergenceWarning,
         stacklevel=2,
     )
-    return GDRun(t[:first_bad], theta[:first_bad], losses[:first_bad], stopped_at=float(t[first_bad]))
+    return GDRun(t[:first_bad], theta[:first_bad], losses[:first_bad], stopped_at=float(t[first_bad]), unravel=unravel)
 
 
 def _gd_sharpness_scan(loss, theta0, lr, steps, every, top, krylov_dim, seed):
@@ -210,7 +249,7 @@ def _iterate(loss: Loss, thetas: np.ndarray, tracked: np.ndarray, lr: float, ste
     return np.asarray(theta)
 
 
-_gd_sharpness_jit = jax.jit(_gd_sharpness_scan, static_argnums=(0, 3, 4, 5, 6, 7))
+_gd_sharpness_jit = eqx.filter_jit(_gd_sharpness_scan)  # the loss traced through its arrays, as _gd_scan_jit
 
 
 def gd_with_sharpness(
@@ -223,6 +262,7 @@ def gd_with_sharpness(
     top: int = 1,
     krylov_dim: int = 32,
     seed: int = 0,
+    args: tuple = (),
 ) -> SharpnessRun:
     r"""GD with the ``top`` largest Hessian eigenvalues computed every ``every`` steps, all in one jit.
 
@@ -231,8 +271,10 @@ def gd_with_sharpness(
     ``krylov_dim`` Hessian-vector products, warm-started from the previous top eigenvector)
     gives the top eigenpairs. Tracked steps are :math:`0, k, 2k, \dots, \lfloor N/k\rfloor k`.
 
+    :func:`gd` with ``sharpness_every=every`` calls this.
+
     Args:
-      loss, theta0, lr, steps: as for :func:`gd`.
+      loss, theta0, lr, steps, args: as for :func:`gd` (``theta0`` any pytree of float arrays).
       every: track the spectrum every ``every`` steps (:math:`k`).
       top: number of eigenvalues tracked (at most ``krylov_dim``).
       krylov_dim: Lanczos steps per spectrum; check ``residuals`` (their size says whether it
@@ -240,9 +282,12 @@ def gd_with_sharpness(
       seed: seed of the random part of the start vector.
 
     Returns:
-      A :class:`~gdflows.SharpnessRun`: the loss at every step; eigenvalues, residuals, top eigenvector and
-      parameters at the tracked steps. A run that becomes non-finite freezes there (its loss is
-      ``inf`` afterwards), ``stopped_at`` names the time and a :class:`DivergenceWarning` is issued.
+      A :class:`~gdflows.SharpnessRun`: the loss at every step; eigenvalues, residuals, top eigenvector
+      (flat view) and parameters at the tracked steps (``params`` in the structure of ``theta0``). A
+      run that becomes non-finite freezes there: ``stopped_at`` names the time, a
+      :class:`DivergenceWarning` is issued, and every entry from that step on is NaN (the loss at
+      every later step; eigenvalues, residuals, top vector and parameters at every later tracked
+      step); ``final_theta`` is the last finite iterate.
 
     Example:
       >>> import jax.numpy as jnp
@@ -251,15 +296,22 @@ def gd_with_sharpness(
       >>> run.tracked_steps.tolist(), [round(float(s), 9) for s in run.sharpness]
       ([0, 2, 4], [3.0, 3.0, 3.0])
     """
+    return _sharpness_run(loss, theta0, args, lr, steps, every, top, krylov_dim, seed, "gd_with_sharpness")
+
+
+def _sharpness_run(loss, theta0, args, lr, steps, every, top, krylov_dim, seed, entry: str) -> SharpnessRun:
+    """:func:`gd_with_sharpness`, called by it and by :func:`gd` (``entry`` names the one the user called,
+    and the name its tracking interval goes by there)."""
     lr = check_lr(lr)
     steps = check_steps(steps)
-    theta0 = check_theta0(theta0)
+    loss, theta0, unravel = flat_problem(loss, theta0, args)
+    theta0 = check_theta0(theta0, entry=entry)
     check_loss(loss, theta0)
-    every = check_positive_int("every", every)
+    every = check_positive_int("sharpness_every" if entry == "gd" else "every", every)
     krylov_dim = min(check_positive_int("krylov_dim", krylov_dim, example="krylov_dim=32"), theta0.shape[0])
     if check_positive_int("top", top, example="top=1") > krylov_dim:
         raise ValueError(f"top must be between 1 and krylov_dim={krylov_dim}, got top={top!r}.")
-    out = _gd_sharpness_jit(loss, theta0, lr, steps, every, top, krylov_dim, seed)
+    out = _gd_sharpness_jit(loss, theta0, jnp.asarray(lr), steps, every, top, krylov_dim, seed)
     losses, values, residuals, vectors, thetas, final = (np.asarray(a) for a in out)
     t = lr * np.arange(steps + 1)
     tracked = every * np.arange(values.shape[0])
@@ -269,14 +321,17 @@ def gd_with_sharpness(
         stopped = float(t[first_bad])
         previous = theta0 if first_bad == 0 else _iterate(loss, thetas, tracked, lr, first_bad - 1)
         warnings.warn(
-            _divergence_message(loss, previous, lr, first_bad) + " The iterate is frozen from there on, the loss "
-            "recorded as inf, and the spectrum, top vector and parameters of every tracked step from there on "
-            "as NaN.",
+            _divergence_message(loss, previous, lr, first_bad) + " The loss from there on, and the spectrum, "
+            "top vector and parameters of every tracked step from there on, are NaN; final_theta is the last "
+            "finite iterate.",
             DivergenceWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
+        losses = np.where(np.arange(steps + 1) >= first_bad, np.nan, losses)
         lost = tracked >= first_bad  # tracked steps the run never reached: NaN, not the frozen iterate's
         values, residuals, vectors, thetas = (
             np.where(_rows(lost, a), np.nan, a) for a in (values, residuals, vectors, thetas)
         )
-    return SharpnessRun(t, losses, tracked, values, residuals, vectors, thetas, final, krylov_dim + top, stopped)
+    return SharpnessRun(
+        t, losses, tracked, values, residuals, vectors, thetas, final, krylov_dim + top, stopped, unravel=unravel
+    )

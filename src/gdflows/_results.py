@@ -2,6 +2,10 @@ r"""The typed results of the library's entry points: one type per entry point, e
 
 Shapes: :math:`N` GD steps, :math:`d` parameters, :math:`K` tracked steps, :math:`S` save times
 (:math:`S = N + 1` unless ``saves_per_step > 1`` or the run stopped early).
+
+Parameters given as a pytree come back in its structure: ``theta`` is always the flat view
+``(..., d)``, ``params`` the same values as the user's pytree with the leading axes on every leaf
+(``unravel`` holds the map; None for flat parameters, when ``params`` is ``theta``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+
+from gdflows._pytree import Unravel, structured
 
 
 class GDRun(NamedTuple):
@@ -23,11 +29,22 @@ class GDRun(NamedTuple):
     theta: np.ndarray  # (N+1, d) iterates theta_n
     loss: np.ndarray  # (N+1,) E(theta_n)
     stopped_at: float | None = None  # time of the first non-finite value; None if the run finished
+    unravel: Unravel | None = None  # flat -> the parameters' pytree; None for flat parameters
 
     @property
     def diverged(self) -> bool:
         """Whether the run stopped at a non-finite value."""
         return self.stopped_at is not None
+
+    @property
+    def params(self):
+        """The iterates in the parameters' structure, a leading axis N+1 on every leaf."""
+        return structured(self.unravel, self.theta)
+
+    @property
+    def final_params(self):
+        """The last iterate in the parameters' structure."""
+        return structured(self.unravel, self.theta[-1])
 
 
 class GDScan(NamedTuple):
@@ -39,15 +56,18 @@ class GDScan(NamedTuple):
 
 
 class SharpnessRun(NamedTuple):
-    """A GD run with the top Hessian eigenvalues tracked every ``every`` steps (:func:`gdflows.gd_with_sharpness`).
+    """A GD run with the top Hessian eigenvalues tracked every ``every`` steps (:func:`gdflows.gd` with
+    ``sharpness_every``, :func:`gdflows.gd_with_sharpness`).
 
-    If the run diverged (``stopped_at`` is set), ``eigenvalues``, ``residuals``, ``top_vector`` and
-    ``theta`` are NaN at every tracked step at or after the first non-finite one (GD never reached
-    it), and ``loss`` is ``inf`` from that step on; ``final_theta`` is the last finite iterate.
+    If the run diverged (``stopped_at`` is set), every entry from the first non-finite step on is
+    NaN: ``loss`` at that step and after, and ``eigenvalues``, ``residuals``, ``top_vector`` and
+    ``theta`` at every tracked step at or after it (GD never reached a finite iterate there);
+    ``final_theta`` is the last finite iterate. ``top_vector`` is in the flat view (an
+    eigenvector of the Hessian with respect to ``theta``).
     """
 
     times: np.ndarray  # (N+1,) t_n = n h
-    loss: np.ndarray  # (N+1,) loss at every step; +inf from the first non-finite one
+    loss: np.ndarray  # (N+1,) loss at every step; NaN from the first non-finite one
     tracked_steps: np.ndarray  # (K,) the steps 0, every, 2 every, ... at which the spectrum was computed
     eigenvalues: np.ndarray  # (K, top) largest Hessian eigenvalues there, descending
     residuals: np.ndarray  # (K, top) Lanczos residuals ||H u - lambda u|| of those pairs
@@ -56,11 +76,22 @@ class SharpnessRun(NamedTuple):
     final_theta: np.ndarray  # (d,) parameters after the last step
     matvecs_per_track: int  # Hessian-vector products per spectrum (Lanczos steps + residuals)
     stopped_at: float | None = None  # time of the first non-finite value, if any
+    unravel: Unravel | None = None  # flat -> the parameters' pytree; None for flat parameters
 
     @property
     def sharpness(self) -> np.ndarray:
         """The largest eigenvalue at each tracked step, shape ``(K,)``."""
         return self.eigenvalues[:, 0]
+
+    @property
+    def params(self):
+        """The parameters at the tracked steps in their structure, a leading axis K on every leaf."""
+        return structured(self.unravel, self.theta)
+
+    @property
+    def final_params(self):
+        """The parameters after the last (finite) step, in their structure."""
+        return structured(self.unravel, self.final_theta)
 
 
 class SolverStats(NamedTuple):
@@ -90,11 +121,17 @@ class Solution(NamedTuple):
     dt: float | None  # the fixed step h/m of "euler" or "rk4"; None for an adaptive solver
     stopped_at: float | None = None  # time of the first save time not reached; None if the solve finished
     stop_reason: str | None = None  # why it stopped (diffrax's message, or a non-finite state)
+    unravel: Unravel | None = None  # flat -> the parameters' pytree; None for flat parameters
 
     @property
     def diverged(self) -> bool:
         """Whether the solve stopped before its last save time."""
         return self.stopped_at is not None
+
+    @property
+    def params(self):
+        """The position at the save times in the parameters' structure, a leading axis S on every leaf."""
+        return structured(self.unravel, self.theta)
 
 
 class FlowScan(NamedTuple):
@@ -136,6 +173,12 @@ class CentralRun(NamedTuple):
     sdcp_residual_max: float  # worst relative KKT residual of the SDCP over the run
     eig_residual_max: float  # worst relative eigen-residual over the run
     substeps: int  # Euler substeps per GD step
+    unravel: Unravel | None = None  # flat -> the parameters' pytree; None for flat parameters
+
+    @property
+    def params(self):
+        """``theta`` in the parameters' structure, a leading axis N+1 on every leaf."""
+        return structured(self.unravel, self.theta)
 
 
 class TrainRun(NamedTuple):

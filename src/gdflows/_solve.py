@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gdflows._checks import check_lr, check_number, check_positive_int, check_steps, check_theta0
+from gdflows._pytree import flat_problem
 from gdflows._results import FlowScan, Solution, SolverStats
 from gdflows.errors import DivergenceWarning, PrecisionWarning
 from gdflows.flows import Flow
@@ -199,7 +200,9 @@ def solve_scan(
 
     Args:
       flow: any :class:`~gdflows.flows.Flow`.
-      state0: the initial state, ``flow.init(theta0)``.
+      state0: the initial state, ``flow.init(theta0)``, in the flat view: for pytree parameters
+        ravel them (``theta0, unravel = gdflows.ravel(params)``), build the flow on the flat loss
+        ``lambda th: loss(unravel(th), *args)`` and map results back with ``unravel``.
       ts: increasing save times, shape ``(S,)``, starting at the initial time.
       rtol, atol, solver, max_steps: as for :func:`solve`.
       fixed_steps_per_interval: for ``"euler"`` and ``"rk4"`` only: equal steps between
@@ -228,6 +231,20 @@ def solve_scan(
         max_steps=max_steps,
         substeps=fixed_steps_per_interval,
     )[0]
+
+
+def _flat_flow(flow: Flow, theta0) -> tuple[Flow, jax.Array, object]:
+    """``(flow on the flat loss, flat theta0, unravel)``; a 1-D ``theta0`` passes through (unravel None)."""
+    loss, theta0, unravel = flat_problem(flow.loss, theta0)
+    if unravel is None:
+        return flow, theta0, None
+    if flow.factory is None:
+        raise TypeError(
+            f"solve got a pytree theta0, but the flow {flow.name!r} was not built by a gdflows flow factory, so it "
+            "cannot be rebuilt on the ravelled loss; pass a flat 1-D theta0 (gdflows.ravel(params)[0]) or build "
+            "the flow with a factory such as gdflows.principal_flow(loss, lr=h)."
+        )
+    return flow.factory(loss), theta0, unravel
 
 
 def _check_lr_matches(flow: Flow, lr) -> float:
@@ -259,8 +276,10 @@ def solve(
     Args:
       flow: any :class:`~gdflows.flows.Flow`; its ``lr`` is the learning rate :math:`h` of the GD
         compared with, which sets the save times.
-      theta0: initial parameters :math:`\theta(0)`, a 1-D float array (float64 for the tight
-        tolerances; float32 draws a :class:`~gdflows.PrecisionWarning`).
+      theta0: initial parameters :math:`\theta(0)`, a 1-D float array or any pytree of float
+        arrays (float64 for the tight tolerances; float32 draws a
+        :class:`~gdflows.PrecisionWarning`). A pytree is ravelled and the flow rebuilt on the flat
+        loss by its ``factory``; the result's ``params`` has the pytree's structure.
       steps: number of GD steps :math:`N` to cover, :math:`t \in [0, Nh]`.
       lr: optional, only as a check: if given it must equal ``flow.lr`` (else ValueError).
       rtol, atol: the local error tolerances of the adaptive step-size controller (unused, and
@@ -306,6 +325,7 @@ def solve(
     _check_flow(flow)
     h = _check_lr_matches(flow, lr)
     steps = check_steps(steps)
+    flow, theta0, unravel = _flat_flow(flow, theta0)
     theta0 = check_theta0(theta0, entry="solve")
     rtol = check_number("rtol", rtol, example="rtol=1e-10")
     atol = check_number("atol", atol, example="atol=1e-12")
@@ -331,6 +351,7 @@ def solve(
         rtol=None if fixed else rtol,
         atol=None if fixed else atol,
         dt=h / fixed_steps_per_gd_step if fixed else None,
+        unravel=unravel,
     )
     t = np.asarray(ts)
     loss0, grad0 = jax.value_and_grad(flow.loss)(theta0)

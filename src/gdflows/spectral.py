@@ -1,8 +1,12 @@
 r"""Curvature: Hessian-vector products, dense Hessians, Lanczos and Krylov matrix functions.
 
-Everything here works on a pure loss :math:`E` of a flat parameter vector.
-Dense Hessians are built column block by column block from Hessian-vector
-products, which needs far less temporary memory than ``jax.hessian`` on networks;
+The public functions take a loss ``loss(params, *args)`` of any pytree of float arrays (``args``:
+extra arguments such as a batch); :func:`hvp` returns a pytree like ``params``, while
+:func:`hessian`, :func:`sharpness` and :func:`top_eigenpairs` work on the flat view
+:math:`\theta` of the parameters (:func:`gdflows.ravel`): the Hessian is the :math:`d \times d`
+matrix of :math:`E(\theta)`, the eigenvectors are flat. The building blocks (:func:`lanczos`,
+:func:`krylov_apply`, ...) work on flat vectors. Dense Hessians are built column block by
+column block from Hessian-vector products, which needs far less temporary memory than ``jax.hessian`` on networks;
 they are the reference for small problems. At scale, :func:`lanczos` with full
 reorthogonalisation gives the top eigenpairs (:func:`top_eigenpairs`,
 :func:`lanczos_top`) and the Krylov evaluation of a matrix function on a vector,
@@ -14,12 +18,13 @@ slowly, warm-started from the previous ones.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Literal, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from gdflows._pytree import bind_args, flat_problem
 from gdflows.errors import LanczosError
 
 Loss = Callable[[jax.Array], jax.Array]
@@ -30,21 +35,24 @@ def gradient(loss: Loss, *, holomorphic: bool = False) -> Callable[[jax.Array], 
     return jax.grad(loss, holomorphic=holomorphic)
 
 
-def hvp(loss: Loss, theta: jax.Array, v: jax.Array, *, holomorphic: bool = False) -> jax.Array:
+def hvp(loss: Loss, theta, v, *, holomorphic: bool = False, args: tuple = ()):
     r"""Hessian-vector product :math:`H(\theta)v = \frac{d}{d\epsilon}\nabla E(\theta + \epsilon v)|_0`.
 
     Forward-over-reverse (``jvp`` of ``grad``): one gradient's cost, a few times over.
+    ``theta`` and ``v`` are pytrees of the same structure (or flat vectors), and so is the result.
     """
-    return jax.jvp(gradient(loss, holomorphic=holomorphic), (theta,), (v,))[1]
+    return jax.jvp(gradient(bind_args(loss, args), holomorphic=holomorphic), (theta,), (v,))[1]
 
 
-def hessian(loss: Loss, theta: jax.Array, *, holomorphic: bool = False, block: int = 256) -> jax.Array:
-    r"""Dense Hessian :math:`H_{ij} = \partial_i\partial_j E(\theta)`, symmetrised.
+def hessian(loss: Loss, theta, *, holomorphic: bool = False, block: int = 256, args: tuple = ()) -> jax.Array:
+    r"""Dense Hessian :math:`H_{ij} = \partial_i\partial_j E(\theta)`, symmetrised, of the flat view :math:`\theta`.
 
     Columns are Hessian-vector products against basis vectors, ``block`` at a time.
     The exact Hessian is symmetric; the returned :math:`(H + H^\top)/2` removes the
-    round-off asymmetry so that ``eigh`` sees a symmetric matrix.
+    round-off asymmetry so that ``eigh`` sees a symmetric matrix. For pytree parameters it is
+    the :math:`d \times d` Hessian of the ravelled loss (leaves in ``jax.tree`` order).
     """
+    loss, theta, _ = flat_problem(loss, theta, args)
     d = theta.shape[0]
     basis = jnp.eye(d, dtype=theta.dtype)
     column = lambda e: hvp(loss, theta, e, holomorphic=holomorphic)  # noqa: E731
@@ -67,8 +75,50 @@ def third_derivative_vv(loss: Loss, theta: jax.Array, v: jax.Array, *, holomorph
     return third_derivative(loss, theta, v, v, holomorphic=holomorphic)
 
 
-def sharpness(loss: Loss, theta: jax.Array) -> jax.Array:
-    r"""Largest Hessian eigenvalue :math:`\lambda_{\max}(H(\theta))` from the dense spectrum."""
+#: Parameters up to which ``sharpness(method="auto")`` uses the dense spectrum; Lanczos above (see :func:`sharpness`).
+DENSE_UP_TO = 200
+
+
+def sharpness(
+    loss: Loss,
+    theta,
+    *,
+    args: tuple = (),
+    method: Literal["auto", "dense", "lanczos"] = "auto",
+    krylov_dim: int = 64,
+    tol: float = 1e-8,
+    seed: int = 0,
+) -> jax.Array:
+    r"""Largest Hessian eigenvalue :math:`\lambda_{\max}(H(\theta))`, dense or by Lanczos.
+
+    Args:
+      loss: the loss ``loss(params, *args)``.
+      theta: the parameters, a flat vector or any pytree of float arrays.
+      args: extra arguments of the loss (e.g. a batch).
+      method: ``"dense"`` (``eigvalsh`` of the dense Hessian: :math:`d` Hessian-vector products and
+        :math:`O(d^3)`), ``"lanczos"`` (:func:`top_eigenpairs`: ``krylov_dim`` products, raises
+        :class:`~gdflows.LanczosError` if the relative residual exceeds ``tol``) or ``"auto"``:
+        dense up to ``DENSE_UP_TO`` = 200 parameters, Lanczos above.
+      krylov_dim, tol, seed: Lanczos steps, convergence tolerance and start-vector seed (Lanczos only).
+
+    The crossover, measured on a one-hidden-layer tanh MLP (64 samples, float64, compiled, best of
+    3, 2 shared cores, jax 0.10): dense 1.5 / 5–6 / 81 / 330 ms and 3.0 / 40 s at
+    :math:`d` = 81 / 101–201 / 401 / 801 and 1,601 / 3,201; Lanczos with 64 steps 2.4–3.2 ms up to
+    :math:`d` = 201, 6 / 12 / 32 / 34 ms at 401 / 801 / 1,601 / 3,201 (the same eigenvalue to 12
+    digits throughout). They cross between 100 and 150 parameters, where both take a few
+    milliseconds; up to 200 the dense spectrum is kept, since it is exact and cannot fail to converge.
+    """
+    if method not in ("auto", "dense", "lanczos"):
+        raise ValueError(f"method must be 'auto', 'dense' or 'lanczos', got method={method!r}.")
+    loss, theta, _ = flat_problem(loss, theta, args)
+    theta = jnp.asarray(theta)
+    if method == "dense" or (method == "auto" and theta.shape[0] <= DENSE_UP_TO):
+        return _dense_sharpness(loss, theta)
+    return top_eigenpairs(loss, theta, 1, m=krylov_dim, tol=tol, seed=seed).values[0]
+
+
+@eqx.filter_jit
+def _dense_sharpness(loss, theta):
     return jnp.linalg.eigvalsh(hessian(loss, theta))[-1]
 
 
@@ -183,20 +233,31 @@ def _start_vector(theta: jax.Array, seed: int) -> jax.Array:
 
 
 def top_eigenpairs(
-    loss: Loss, theta: jax.Array, k: int = 1, *, m: int = 64, tol: float = 1e-8, seed: int = 0, strict: bool = True
+    loss: Loss,
+    theta,
+    k: int = 1,
+    *,
+    m: int = 64,
+    tol: float = 1e-8,
+    seed: int = 0,
+    strict: bool = True,
+    args: tuple = (),
 ) -> Eigenpairs:
     r"""The ``k`` largest Hessian eigenpairs at ``theta`` by Lanczos with full reorthogonalisation.
 
     Args:
-      loss: the loss :math:`E`.
-      theta: real parameters.
+      loss: the loss :math:`E`, ``loss(params, *args)``.
+      theta: real parameters, a flat vector or any pytree of float arrays; the eigenvectors are
+        in the flat view (rows of length :math:`d`; :func:`gdflows.ravel` gives the map back).
       k: number of eigenpairs.
       m: Lanczos steps (Hessian-vector products); capped at the dimension.
       tol: convergence tolerance on the relative residual :math:`\|Hu - \lambda u\|/|\lambda_1|`.
       seed: seed of the random start vector.
       strict: raise :class:`LanczosError` (with the residuals) if a pair has not converged;
         ``False`` returns the result with its ``converged`` flags instead.
+      args: extra arguments of the loss (e.g. a batch).
     """
+    loss, theta, _ = flat_problem(loss, theta, args)
     theta = jnp.asarray(theta)
     m = min(m, theta.shape[0])
     result = _top_jit(loss, theta, k, m, tol, seed)
@@ -210,7 +271,7 @@ def top_eigenpairs(
     return result
 
 
-@partial(jax.jit, static_argnums=(0, 2, 3, 5))
+@eqx.filter_jit  # the loss traced through its arrays (a batch in args), static otherwise
 def _top_jit(loss, theta, k, m, tol, seed):
     return lanczos_top(hvp_operator(loss, theta), _start_vector(theta, seed), k, m, tol)
 

@@ -4,11 +4,17 @@ A flow is a small value in the optax style: a factory closes over the loss and
 hyperparameters and returns a :class:`Flow` of pure functions. The solver only
 ever calls these, so flows with extra state (a complex part, an eigenvector
 estimate, a rod's half-length) plug into the same :func:`gdflows.solve`.
+
+A flow is built before the parameters are known, on a loss ``loss(params, *args)``. Every
+factory is wrapped by :func:`flow_factory`: it binds ``args`` and records itself with its
+options in :attr:`Flow.factory`, so that :func:`gdflows.solve` given a pytree of parameters
+rebuilds the same flow on the flat loss :math:`E(\theta) = \text{loss}(\text{unravel}(\theta), *\text{args})`.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -16,6 +22,7 @@ import jax
 from jax.tree_util import Partial
 
 from gdflows._checks import warn_if_single_precision
+from gdflows._pytree import bind_args
 
 State = Any  # a pytree of real arrays
 
@@ -32,6 +39,14 @@ class Flow(NamedTuple):
         (:class:`~gdflows.PrecisionWarning`) on single-precision ``theta0``.
       vector_field: ``(t, state) -> d state / dt``, pure and traceable.
       position: ``state -> theta``, the real parameters the state stands for.
+      factory: ``flat_loss -> Flow``, the factory that built the flow with its options bound
+        (None for a hand-made flow); :func:`gdflows.solve` calls it to run the flow on pytree
+        parameters.
+
+    ``loss`` is the factory's loss with its ``args`` bound; ``init``, ``vector_field`` and
+    ``position`` work on the flat vector :math:`\theta` of a loss of a flat vector (``init``
+    refuses a pytree). A flow on a loss of a pytree is meant for :func:`gdflows.solve`, which
+    ravels the parameters and rebuilds it on the flat loss with ``factory``.
     """
 
     name: str
@@ -40,6 +55,22 @@ class Flow(NamedTuple):
     init: Callable[[jax.Array], State]
     vector_field: Callable[[Any, State], State]
     position: Callable[[State], jax.Array]
+    factory: Callable[[Callable], Flow] | None = None
+
+
+def flow_factory(make: Callable[..., Flow]) -> Callable[..., Flow]:
+    """``make(loss, **options)`` that also takes ``args=()`` (the loss's extra arguments) and records
+    itself, options bound, in the flow's ``factory``."""
+
+    @functools.wraps(make)
+    def factory(loss, *, args: tuple = (), **options) -> Flow:
+        flow = make(bind_args(loss, args), **options)
+        return flow._replace(factory=functools.partial(factory, **options))
+
+    signature = inspect.signature(make)
+    extra = inspect.Parameter("args", inspect.Parameter.KEYWORD_ONLY, default=())
+    factory.__signature__ = signature.replace(parameters=[*signature.parameters.values(), extra])
+    return factory
 
 
 def precision_checked(name: str, init: Callable[[jax.Array], State]) -> Callable[[jax.Array], State]:
@@ -47,6 +78,13 @@ def precision_checked(name: str, init: Callable[[jax.Array], State]) -> Callable
 
     @functools.wraps(init)
     def checked(theta0):
+        if getattr(theta0, "ndim", None) != 1:
+            raise TypeError(
+                f"the init of {name} takes the flat parameter vector, a 1-D array, got {type(theta0).__name__}"
+                f"{' of shape ' + str(theta0.shape) if hasattr(theta0, 'shape') else ''}; for a pytree of "
+                "parameters call gdflows.solve(flow, params0, steps=...), which ravels it, or ravel it yourself "
+                "with gdflows.ravel(params0)."
+            )
         warn_if_single_precision(theta0, f"the init of {name}")
         return init(theta0)
 

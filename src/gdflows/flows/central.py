@@ -54,9 +54,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from gdflows._checks import check_lr, check_number, check_positive_int, check_steps, check_theta0
+from gdflows._pytree import flat_problem
 from gdflows._results import CentralInfo, CentralRun
 from gdflows.errors import EigenTrackingError, SDCPError
-from gdflows.flows._base import Flow, precision_checked
+from gdflows.flows._base import Flow, flow_factory, precision_checked
 from gdflows.flows._loss_checks import check_smooth
 from gdflows.sdcp import smat, solve_sdcp, svec, svec_indices
 from gdflows.spectral import hessian, hvp, relative_residual, third_derivative, track_eigenpairs
@@ -219,6 +220,7 @@ def _central_velocity(loss, o: _Settings, theta, vectors, X0):
 # ----------------------------------------------------------------------------- entry points
 
 
+@flow_factory
 def central_flow(
     loss,
     *,
@@ -235,6 +237,7 @@ def central_flow(
     Args:
       loss: the loss :math:`E(\theta)`; it must have third derivatives (no ReLU).
       lr: the learning rate :math:`h` of the GD being modelled.
+      args: extra arguments of the loss, ``loss(theta, *args)`` (e.g. a batch), held fixed.
       k: ``"auto"`` (default, as in the published code): every tracked eigenpair enters the SDCP,
         which itself makes the critical ones active (:math:`X \ne 0` on them) and leaves the others
         at :math:`X = 0`; or a fixed number of top eigenpairs, for experiments. Either way
@@ -336,6 +339,7 @@ def central_flow_run(
     sdcp: SDCPOptions = SDCPOptions(),
     check_smoothness: bool = True,
     vectors0=None,
+    args: tuple = (),
 ) -> CentralRun:
     r"""The central flow by forward Euler with ``substeps`` substeps per GD step, the published scheme.
 
@@ -346,8 +350,9 @@ def central_flow_run(
     (loss, settings, steps, substeps).
 
     Args:
-      loss: the loss :math:`E(\theta)`; it must have third derivatives (no ReLU).
-      theta0: initial parameters ``(d,)``.
+      loss: the loss :math:`E(\theta)`, ``loss(params, *args)``; it must have third derivatives (no ReLU).
+      theta0: initial parameters ``(d,)``, or any pytree of float arrays (ravelled; the result's
+        ``params`` has its structure, ``vectors0`` and the diagnostics are in the flat view).
       lr: the learning rate :math:`h` of the GD being modelled.
       steps: GD steps to cover.
       substeps: Euler substeps per GD step.
@@ -357,6 +362,7 @@ def central_flow_run(
       sdcp: how the SDCP is solved (:class:`SDCPOptions`).
       check_smoothness: refuse a loss with kinks (:func:`~gdflows.flows.check_smooth`).
       vectors0: starting guess ``(d, tracked)`` for the eigenvectors (default: random).
+      args: extra arguments of the loss (e.g. a batch), held fixed.
 
     Returns:
       A :class:`~gdflows.CentralRun` at :math:`t_n = nh`; its ``diagnostics`` are the
@@ -373,6 +379,7 @@ def central_flow_run(
     o = _settings(lr, k, tracked, float(substeps), eigen, sdcp)
     h = o.h
     steps = check_steps(steps)
+    loss, theta0, unravel = flat_problem(loss, theta0, args)
     theta0 = check_theta0(theta0)
     o = _for_dimension(o, theta0.shape[0])
     if check_smoothness:
@@ -434,6 +441,7 @@ def central_flow_run(
         sdcp_residual_max=float(sdcp_res.max(initial=0.0)),
         eig_residual_max=float(eig_res.max(initial=0.0)),
         substeps=substeps,
+        unravel=unravel,
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import jax
 
 from gdflows._checks import check_lr
-from gdflows.flows._base import Flow, bind, parameter_flow
+from gdflows.flows._base import Flow, bind, flow_factory, parameter_flow
 
 
+@flow_factory
 def gradient_flow(loss, *, lr: float) -> Flow:
     r"""Negative gradient flow :math:`\dot\theta = -\nabla E(\theta)`, the :math:`h \to 0` limit of GD.
 
@@ -18,6 +19,7 @@ def gradient_flow(loss, *, lr: float) -> Flow:
       loss: the loss :math:`E(\theta)`.
       lr: the learning rate :math:`h` of the GD it is compared with. The field does not depend
         on it, but the times it is read at do: :func:`gdflows.solve` returns it at :math:`t_n = nh`.
+      args: extra arguments of the loss, ``loss(theta, *args)`` (e.g. a batch), held fixed.
 
     Example:
       >>> import jax.numpy as jnp, gdflows as gf

@@ -10,10 +10,11 @@ import jax
 import jax.numpy as jnp
 
 from gdflows._checks import check_choice, check_lr
-from gdflows.flows._base import Flow, bind, parameter_flow
+from gdflows.flows._base import Flow, bind, flow_factory, parameter_flow
 from gdflows.spectral import hvp, third_derivative_vv
 
 
+@flow_factory
 def modified_flow(loss, *, lr: float, order: int = 1) -> Flow:
     r"""The modified flow of GD truncated after :math:`h^{\text{order}}`.
 
@@ -30,6 +31,7 @@ def modified_flow(loss, *, lr: float, order: int = 1) -> Flow:
     Args:
       loss: the loss :math:`E(\theta)`.
       lr: the learning rate :math:`h` of the GD being modelled.
+      args: extra arguments of the loss, ``loss(theta, *args)`` (e.g. a batch), held fixed.
       order: 1 (IGR) or 2 (third order).
 
     Example:

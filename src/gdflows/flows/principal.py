@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from gdflows._checks import check_lr, check_positive_int
 from gdflows.errors import NotHolomorphicError
-from gdflows.flows._base import Flow, bind, first, parameter_flow, precision_checked
+from gdflows.flows._base import Flow, bind, first, flow_factory, parameter_flow, precision_checked
 from gdflows.flows._loss_checks import check_holomorphic
 from gdflows.spectral import hessian, hvp_operator, krylov_apply
 
@@ -93,6 +93,7 @@ def pf_coefficient(x) -> jax.Array:
     return _coefficient(x)
 
 
+@flow_factory
 def principal_flow(
     loss,
     *,
@@ -109,6 +110,7 @@ def principal_flow(
         (checked by :func:`check_holomorphic` the first time the flow's ``init`` is called on
         concrete parameters).
       lr: the learning rate :math:`h` of the GD being modelled.
+      args: extra arguments of the loss, ``loss(theta, *args)`` (e.g. a batch), held fixed.
       space: ``"complex"`` integrates the PF on complex parameters :math:`z`, with the
         holomorphic gradient and Hessian of the continued loss and an eigendecomposition of the
         complex-symmetric :math:`H(z)`; the state is the pair :math:`(\operatorname{Re}z,

@@ -30,9 +30,10 @@ import jax
 import jax.numpy as jnp
 
 from gdflows._checks import check_lr
-from gdflows.flows._base import Flow, bind, first, precision_checked
+from gdflows.flows._base import Flow, bind, first, flow_factory, precision_checked
 
 
+@flow_factory
 def rod_flow(loss, *, lr: float) -> Flow:
     r"""The rod flow of GD with learning rate :math:`h`: two gradient evaluations per field evaluation.
 
@@ -40,6 +41,7 @@ def rod_flow(loss, *, lr: float) -> Flow:
       loss: the loss :math:`E(\theta)`, any differentiable function (no third derivatives or
         eigensolver are needed).
       lr: the learning rate :math:`h` of the GD being modelled.
+      args: extra arguments of the loss, ``loss(theta, *args)`` (e.g. a batch), held fixed.
 
     Returns:
       A :class:`~gdflows.flows.Flow` with state ``(c, delta)``:
