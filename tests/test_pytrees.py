@@ -205,3 +205,15 @@ def test_every_factory_rebuilds_its_flow_with_its_options(make):
     for a, b in zip(jax.tree.leaves(field), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-15)
     assert flow.loss(TREE) == pytest.approx(float(flat_loss(theta0)), rel=1e-15)  # flow.loss: args bound
+
+
+def test_a_list_of_numbers_is_a_vector_and_a_list_of_arrays_a_pytree():
+    """A start written as ``[-0.35, -0.2]`` (a notebook's parameter cell) is the vector it always was."""
+    quadratic = lambda th: 0.5 * jnp.sum(jnp.array([3.0, 1.0]) * th**2)  # noqa: E731
+    from_list = gf.gd(quadratic, [1.0, -2.0], lr=0.1, steps=3)
+    from_array = gf.gd(quadratic, jnp.array([1.0, -2.0]), lr=0.1, steps=3)
+    assert from_list.unravel is None
+    np.testing.assert_array_equal(from_list.theta, from_array.theta)
+    pair = gf.gd(lambda p: 0.5 * (3.0 * p[0] ** 2 + p[1] ** 2), [jnp.array(1.0), jnp.array(-2.0)], lr=0.1, steps=3)
+    assert isinstance(pair.final_params, list) and len(pair.final_params) == 2
+    np.testing.assert_allclose(pair.theta, from_array.theta, rtol=0, atol=1e-15)

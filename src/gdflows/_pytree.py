@@ -8,7 +8,8 @@ arguments, ``loss(params, *args)`` (a batch, as in optax's ``value_fn`` conventi
 :math:`\theta` (or a trajectory of them) back; :func:`flat_loss` turns the loss into
 :math:`E(\theta) = \text{loss}(\text{unravel}(\theta), *\text{args})`.
 
-A 1-D float array with no ``args`` passes through untouched: the flat loss is the loss itself.
+A 1-D float array with no ``args`` passes through untouched: the flat loss is the loss itself; so does a
+list or tuple of Python numbers, read as the vector ``jnp.asarray`` makes of it (a list of arrays is a pytree).
 """
 
 from __future__ import annotations
@@ -62,6 +63,18 @@ class Unravel:
 
 def _is_flat(params) -> bool:
     return isinstance(params, (jax.Array, np.ndarray)) and params.ndim == 1
+
+
+def _numbers_as_vector(params):
+    """A list or tuple of Python numbers is the vector ``jnp.asarray`` reads from it, as it always was
+    (a notebook's parameter cell gives a start as ``[-0.35, -0.2]``); a list of arrays stays a pytree."""
+    if (
+        isinstance(params, (list, tuple))
+        and params
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in params)
+    ):
+        return jnp.asarray(params, dtype=float)
+    return params
 
 
 def ravel(params) -> tuple[jax.Array, Unravel]:
@@ -129,6 +142,7 @@ def flat_problem(loss: Callable, params, args: tuple = ()) -> tuple[Callable, An
     A 1-D array ``params`` with no ``args`` passes through untouched, with ``unravel`` None.
     """
     bound = bind_args(loss, args)
+    params = _numbers_as_vector(params)
     if _is_flat(params):
         return bound, params, None
     theta, unravel = ravel(params)
