@@ -39,6 +39,7 @@ from gdflows._results import (
 )
 from gdflows._solve import solve, solve_scan
 from gdflows.errors import (
+    CostWarning,
     DivergenceWarning,
     EigenTrackingError,
     LanczosError,
@@ -46,6 +47,7 @@ from gdflows.errors import (
     NotSmoothError,
     PrecisionWarning,
     SDCPError,
+    WallTimeWarning,
 )
 from gdflows.flows import (
     CentralInfo,
@@ -70,6 +72,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CentralInfo",
     "CentralRun",
+    "CostWarning",
     "DALState",
     "DivergenceWarning",
     "EigenOptions",
@@ -88,6 +91,7 @@ __all__ = [
     "Solution",
     "SolverStats",
     "TrainRun",
+    "WallTimeWarning",
     "central_diagnostics",
     "central_flow",
     "central_flow_run",
