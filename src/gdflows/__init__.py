@@ -44,6 +44,7 @@ from gdflows._results import (
 )
 from gdflows._solve import solve, solve_scan
 from gdflows.errors import (
+    CostWarning,
     DivergenceWarning,
     EigenTrackingError,
     LanczosError,
@@ -51,6 +52,7 @@ from gdflows.errors import (
     NotSmoothError,
     PrecisionWarning,
     SDCPError,
+    WallTimeWarning,
 )
 from gdflows.flows import (
     CentralInfo,
@@ -75,6 +77,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CentralInfo",
     "CentralRun",
+    "CostWarning",
     "DALState",
     "DivergenceWarning",
     "EigenOptions",
@@ -94,6 +97,7 @@ __all__ = [
     "SolverStats",
     "TrainRun",
     "Unravel",
+    "WallTimeWarning",
     "central_diagnostics",
     "central_flow",
     "central_flow_run",

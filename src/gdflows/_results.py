@@ -107,7 +107,8 @@ class Solution(NamedTuple):
 
     If the flow blew up, left the region where the loss is finite or exhausted the solver's step
     budget, the arrays stop at the last finite save time, ``stopped_at`` is the first lost one and
-    ``stop_reason`` says why.
+    ``stop_reason`` says why. A solve stopped by its ``max_wall_time`` is cut at the last save
+    time it reached, with ``stop_kind == "wall-time"``.
     """
 
     times: np.ndarray  # (S,) save times; GD's times are times[::saves_per_step]
@@ -122,6 +123,7 @@ class Solution(NamedTuple):
     stopped_at: float | None = None  # time of the first save time not reached; None if the solve finished
     stop_reason: str | None = None  # why it stopped (diffrax's message, or a non-finite state)
     unravel: Unravel | None = None  # flat -> the parameters' pytree; None for flat parameters
+    stop_kind: str | None = None  # "non-finite", "step-collapse", "budget" or "wall-time"; None if it finished
 
     @property
     def diverged(self) -> bool:

@@ -6,6 +6,8 @@ All of them are also exported from :mod:`gdflows` itself, so ``except gdflows.SD
 * :class:`PrecisionWarning` — single-precision input to an entry point that is compared with GD to
   tight tolerances (:func:`gdflows.solve`, :func:`gdflows.gd`, a flow's ``init``).
 * :class:`DivergenceWarning` — a run stopped at its first non-finite value.
+* :class:`WallTimeWarning` — :func:`gdflows.solve` stopped at its ``max_wall_time``.
+* :class:`CostWarning` — a call that will be slow where a cheaper path exists (named in the message).
 * :class:`NotHolomorphicError` — the complex-space principal flow of a non-holomorphic loss.
 * :class:`NotSmoothError`, :class:`SDCPError`, :class:`EigenTrackingError` — the central flow.
 * :class:`LanczosError` — :func:`gdflows.spectral.top_eigenpairs` did not converge.
@@ -24,6 +26,18 @@ class PrecisionWarning(UserWarning):
 
 class DivergenceWarning(RuntimeWarning):
     """A run stopped at its first non-finite value; what came before is kept."""
+
+
+class WallTimeWarning(UserWarning):
+    """A solve reached its ``max_wall_time`` and stopped; the trajectory up to there is kept.
+
+    Not a divergence: the flow was fine where it stopped. Fix: raise ``max_wall_time`` (or leave
+    it at None), or take a cheaper flow or spectrum (each flow's docstring gives its cost).
+    """
+
+
+class CostWarning(UserWarning):
+    """A call that will be slow on this problem, where a cheaper path exists (the message names it)."""
 
 
 class NotHolomorphicError(ValueError):
@@ -47,6 +61,7 @@ class LanczosError(RuntimeError):
 
 
 __all__ = [
+    "CostWarning",
     "DivergenceWarning",
     "EigenTrackingError",
     "LanczosError",
@@ -54,4 +69,5 @@ __all__ = [
     "NotSmoothError",
     "PrecisionWarning",
     "SDCPError",
+    "WallTimeWarning",
 ]

@@ -9,15 +9,19 @@ Holomorphy. The complex-space principal flow evaluates :math:`E` at complex para
 differentiates it as an analytic function. A network with a smooth activation that is entire
 or analytic near the real axis (``tanh``, ``softplus``, ``gelu`` in its tanh form) and the
 mean-squared error :math:`\tfrac1{2n}\sum_i\|f(x_i;\theta) - y_i\|^2` (squares, no complex
-conjugate) is holomorphic, and its flat loss accepts complex :math:`\theta`. ReLU is not
-(nor is the cross-entropy, whose log-sum-exp needs a maximum). :attr:`FlatModel.holomorphic`
-records which case holds, and the flat loss carries it as ``loss.holomorphic`` so that
-:func:`gdflows.principal_flow` refuses ``space="complex"`` for such a loss before running.
+conjugate) is holomorphic, and its flat loss accepts complex :math:`\theta`. ReLU is not, and
+the cross-entropy as JAX computes it (``log_softmax`` takes an elementwise maximum) fails the
+test below, so it is marked not holomorphic. :func:`flatten`
+decides by testing the flat loss itself (:func:`gdflows.check_holomorphic`: the jaxpr for
+kinks, then the Cauchy–Riemann identity at complex points near :math:`\theta_0`), whatever the
+model's activation is called, or takes the caller's word (``holomorphic=True``/``False``).
+:attr:`FlatModel.holomorphic` records the answer, and the flat loss carries it as
+``loss.holomorphic`` so that :func:`gdflows.principal_flow` refuses ``space="complex"`` for a
+loss marked ``False`` before running and trusts one marked ``True``.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
@@ -28,6 +32,8 @@ from flax import nnx
 from jax.flatten_util import ravel_pytree
 
 from gdflows._checks import check_positive_int
+from gdflows.errors import NotHolomorphicError
+from gdflows.flows._loss_checks import check_holomorphic
 
 
 def _is_complex(x) -> bool:
@@ -44,12 +50,12 @@ def _gelu(x):
     return jax.nn.gelu(x, approximate=True)  # the tanh form: analytic near the real axis
 
 
-#: Activations by name, and whether each is holomorphic (analytic near the real axis).
-ACTIVATIONS: dict[str, tuple[Callable, bool]] = {
-    "tanh": (jnp.tanh, True),
-    "gelu": (_gelu, True),
-    "softplus": (_softplus, True),
-    "relu": (jax.nn.relu, False),
+#: Activations by name (holomorphy is decided by :func:`flatten`'s test of the loss, not by name).
+ACTIVATIONS: dict[str, Callable] = {
+    "tanh": jnp.tanh,
+    "gelu": _gelu,
+    "softplus": _softplus,
+    "relu": jax.nn.relu,
 }
 LOSSES = ("mse", "cross_entropy")
 
@@ -82,7 +88,7 @@ def _activation_name(activation) -> str | Callable:
 
 def _activation(activation) -> Callable:
     name = _activation_name(activation)
-    return ACTIVATIONS[name][0] if isinstance(name, str) else name
+    return ACTIVATIONS[name] if isinstance(name, str) else name
 
 
 def _check_widths(name: str, widths) -> list[int]:
@@ -100,7 +106,8 @@ class MLP(nnx.Module):
         network of F6 (64 input features, two hidden layers of 64, 8,970 parameters).
       activation: ``"tanh"``, ``"gelu"`` (tanh approximation), ``"softplus"`` or ``"relu"``, or a
         function: a known one (``jnp.tanh``, ``nnx.gelu``, ``nnx.softplus``, ``nnx.relu``) is stored by
-        its name; another one is used as given, with unknown holomorphy (see :func:`flatten`).
+        its name; another one (a lambda, ``jax.nn.swish``) is used as given (:func:`flatten` tests
+        the loss for holomorphy either way).
       rngs: ``nnx.Rngs`` for the initialisation (LeCun-normal weights, zero biases).
       param_dtype: parameter dtype (float64 by default, to compare flows with GD tightly).
 
@@ -194,41 +201,37 @@ class CNN(nnx.Module):
 
 
 class FlatModel(NamedTuple):
-    """A model seen as a pure function of one flat parameter vector."""
+    r"""A model seen as a pure function of one flat parameter vector (:func:`flatten`).
+
+    Fields: ``loss`` is :math:`E(\theta)` on the full batch given to :func:`flatten` (real
+    :math:`\theta`, and complex :math:`\theta` when ``holomorphic``), with the attribute
+    ``loss.holomorphic`` that :func:`gdflows.principal_flow` reads; ``theta0`` the model's
+    parameters in ``ravel_pytree`` order; ``predict(theta, x)`` the network's outputs on any inputs;
+    ``to_model(theta)`` a module holding ``theta``; ``holomorphic`` whether ``loss`` is the
+    analytic continuation the complex-space PF needs (tested, or as the caller said); ``size``
+    the number :math:`d` of parameters.
+    """
 
     loss: Callable[[jax.Array], jax.Array]  # theta -> E(theta); carries .holomorphic
     theta0: jax.Array  # (d,) the model's parameters, flattened
-    predict: Callable[[jax.Array, jax.Array], jax.Array]  # (theta, x) -> network outputs
+    predict: Callable[[jax.Array, jax.Array], jax.Array]  # (theta, x) -> network outputs, (n, classes)
     to_model: Callable[[jax.Array], nnx.Module]  # theta -> a model holding these parameters
-    holomorphic: bool | None  # smooth (holomorphic) activation and the MSE loss; None: unknown (custom activation)
+    holomorphic: bool  # loss is holomorphic in theta (tested by flatten, or the caller's word)
     size: int  # d, the number of parameters
 
     def accuracy(self, theta: jax.Array, x, labels) -> float:
-        """Fraction of ``x`` classified as ``labels`` by the network with parameters ``theta``."""
+        r"""Fraction of the inputs ``x`` whose largest output is their label: :math:`\frac1n\sum_i
+        [\arg\max_j \operatorname{Re} f_j(x_i;\theta) = \ell_i]`.
+
+        Args:
+          theta: parameters, ``(d,)`` (complex ones are read by their real part's outputs).
+          x: inputs, ``(n, *input_shape)``: any batch, not only the one the loss was built on.
+          labels: integer class labels, ``(n,)`` (e.g. ``data.labels_test``), not one-hot.
+
+        Returns:
+          A Python float in :math:`[0, 1]`.
+        """
         return float(jnp.mean(jnp.argmax(jnp.real(self.predict(theta, jnp.asarray(x))), axis=-1) == labels))
-
-
-def _holomorphy(activation, loss: str) -> bool | None:
-    """True/False for a known activation (and the MSE), None for a function of unknown holomorphy (warned)."""
-    if loss != "mse" or activation is None:
-        return False
-    try:
-        name = _activation_name(activation)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"the model's activation attribute is {activation!r}, which is neither a known activation "
-            f"({', '.join(ACTIVATIONS)}) nor a function; set it to one of them."
-        ) from None
-    if isinstance(name, str):
-        return ACTIVATIONS[name][1]
-    warnings.warn(
-        f"the model's activation {activation!r} is not one of the known ones ({', '.join(ACTIVATIONS)}), so its "
-        "holomorphy is unknown: FlatModel.holomorphic is None, and principal_flow(space='complex') probes the loss "
-        "numerically when it starts. Use a known activation to decide it up front.",
-        UserWarning,
-        stacklevel=3,
-    )
-    return None
 
 
 def _targets(graphdef, state, x, y, loss: str) -> jax.Array:
@@ -254,15 +257,28 @@ def _targets(graphdef, state, x, y, loss: str) -> jax.Array:
     return y
 
 
-def flatten(model: nnx.Module, x, y, *, loss: Literal["mse", "cross_entropy"] = "mse") -> FlatModel:
+def flatten(
+    model: nnx.Module,
+    x,
+    y,
+    *,
+    loss: Literal["mse", "cross_entropy"] = "mse",
+    holomorphic: bool | None = None,
+) -> FlatModel:
     r"""Turn a model and a full batch of data into the flat loss :math:`E(\theta)`.
 
     Args:
-      model: an ``nnx.Module`` (its ``activation`` attribute, if any, decides holomorphy).
+      model: any ``nnx.Module`` (an :class:`MLP`, :class:`CNN` or one of your own).
       x: inputs, ``(n, *input_shape)``.
       y: targets: one-hot ``(n, classes)`` (for ``"cross_entropy"`` integer labels also work).
       loss: ``"mse"``, :math:`E = \frac1{2n}\sum_i\|f(x_i) - y_i\|^2`, or ``"cross_entropy"``,
         :math:`E = -\frac1n\sum_i y_i\cdot\log\operatorname{softmax}f(x_i)`.
+      holomorphic: whether the loss is holomorphic in the parameters, as the complex-space
+        principal flow needs. None (default): tested on the flat loss at ``theta0`` by
+        :func:`gdflows.check_holomorphic` (a ReLU or ``abs`` anywhere, or the cross-entropy,
+        gives False; tanh, GELU, softplus or any analytic activation with the MSE gives True,
+        whether or not the model has an ``activation`` attribute); costs a few
+        evaluations of the loss and its derivative. True or False: taken as given, untested.
 
     Returns:
       A :class:`FlatModel`. Its ``loss`` accepts real parameters and, when ``holomorphic``,
@@ -278,7 +294,7 @@ def flatten(model: nnx.Module, x, y, *, loss: Literal["mse", "cross_entropy"] = 
       (67, True, (67,))
       >>> bool(jnp.allclose(flat.predict(flat.theta0, jnp.ones((5, 4))), model(jnp.ones((5, 4)))))
       True
-      >>> flatten(MLP([4, 3], activation="relu", rngs=nnx.Rngs(0)), jnp.ones((5, 4)), jnp.zeros((5, 3))).holomorphic
+      >>> flatten(MLP([4, 8, 3], activation="relu", rngs=nnx.Rngs(0)), jnp.ones((5, 4)), jnp.zeros((5, 3))).holomorphic
       False
     """
     if loss not in LOSSES:
@@ -296,8 +312,8 @@ def flatten(model: nnx.Module, x, y, *, loss: Literal["mse", "cross_entropy"] = 
             f"x and y must hold the same positive number of examples along their first axis, got x of shape "
             f"{x.shape} and y of shape {y.shape}."
         )
-    activation = getattr(model, "activation", None)
-    holomorphic = _holomorphy(activation, loss)
+    if holomorphic is not None and not isinstance(holomorphic, bool):
+        raise TypeError(f"holomorphic must be None (test the loss), True or False, got holomorphic={holomorphic!r}.")
     y = _targets(graphdef, state, x, y, loss)
 
     def unflatten(theta):
@@ -314,6 +330,12 @@ def flatten(model: nnx.Module, x, y, *, loss: Literal["mse", "cross_entropy"] = 
             return 0.5 * jnp.sum((out - y) ** 2) / out.shape[0]
         return -jnp.sum(y * jax.nn.log_softmax(out, axis=-1)) / out.shape[0]
 
+    if holomorphic is None:
+        try:
+            check_holomorphic(flat_loss, theta0)
+            holomorphic = True
+        except NotHolomorphicError:
+            holomorphic = False
     flat_loss.holomorphic = holomorphic
     return FlatModel(
         loss=flat_loss,

@@ -38,7 +38,11 @@ def check_holomorphic(loss, theta0: jax.Array, *, rtol: float = 1e-6) -> None:
       gdflows.errors.NotHolomorphicError: principal_flow(space='complex') needs a holomorphic loss, ...
     """
     theta0 = jnp.asarray(theta0)
-    fix = "use principal_flow(loss, lr=..., space='real') for the real-part PF on real parameters"
+    fix = (
+        "use principal_flow(loss, lr=..., space='real') for the real-part PF on real parameters; if you know "
+        "the loss is holomorphic, set loss.holomorphic = True (or flatten(..., holomorphic=True)), which "
+        "principal_flow trusts without this test"
+    )
     found = nonsmooth_primitives(loss, theta0)
     if found:  # piecewise losses pass the probe wherever they are smooth, so they are refused by their jaxpr
         raise NotHolomorphicError(

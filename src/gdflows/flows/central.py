@@ -254,6 +254,14 @@ def central_flow(
       check_smoothness: refuse a loss with kinks (:func:`~gdflows.flows.check_smooth`, a test on
         its jaxpr) at the first concrete ``init``.
 
+    Cost per evaluation: one gradient, the top ``tracked`` eigenpairs (a dense Hessian, :math:`d`
+    Hessian-vector products, and ``eigh`` by default; LOBPCG on Hessian-vector products with
+    ``EigenOptions(spectrum="iterative")``), the
+    products :math:`HU` and :math:`k(k+1)/2` third-derivative products, and an SDCP solve. An
+    adaptive :func:`gdflows.solve` pays this 13 times per Dopri8 step with cold-started
+    eigenvectors; on a network use :func:`central_flow_run` (one warm-started evaluation per
+    Euler substep), which :func:`gdflows.solve` points to above 300 parameters.
+
     Returns:
       A :class:`~gdflows.flows.Flow` with state ``(theta, vectors)``; the vectors (``(d, tracked)``)
       are only the eigensolver's starting guess and stay fixed during a ``solve`` (derivative 0).
@@ -348,6 +356,10 @@ def central_flow_run(
     over the substep), warm-starts the eigensolver and the SDCP from the previous substep, and moves
     :math:`\theta \leftarrow \theta + \Delta t\,\dot\theta`. One ``lax.scan``, compiled once per
     (loss, settings, steps, substeps).
+
+    Cost per evaluation (one per substep): as for :func:`central_flow`, with the eigensolver and
+    SDCP warm-started; with ``EigenOptions(spectrum="iterative")`` it needs no dense Hessian, the
+    path for networks of thousands of parameters.
 
     Args:
       loss: the loss :math:`E(\theta)`, ``loss(params, *args)``; it must have third derivatives (no ReLU).

@@ -34,6 +34,11 @@ def modified_flow(loss, *, lr: float, order: int = 1) -> Flow:
       args: extra arguments of the loss, ``loss(theta, *args)`` (e.g. a batch), held fixed.
       order: 1 (IGR) or 2 (third order).
 
+    Cost per evaluation: ``order=1``, one gradient and one Hessian-vector product; ``order=2``,
+    one gradient, two Hessian-vector products and one third-derivative product
+    :math:`\nabla^3E[\nabla E, \nabla E]` (a Hessian-vector product differentiated once more).
+    No dense Hessian: fine for networks.
+
     Example:
       On :math:`E = \tfrac a2\theta^2` the fields are :math:`-(1 + \tfrac{ha}2)a\theta` and
       :math:`-(1 + \tfrac{ha}2 + \tfrac{(ha)^2}3)a\theta` (here :math:`a = 2`, :math:`h = 0.1`):

@@ -146,8 +146,18 @@ def principal_flow(
     :math:`m - 1` fits :math:`c(h\lambda)` on the spectrum (see the networks benchmark page).
 
     A loss that says it is not holomorphic (``loss.holomorphic is False``, as set by
-    :func:`gdflows.models.flatten` for ReLU networks or the cross-entropy) is refused for
-    ``space="complex"`` with :class:`~gdflows.NotHolomorphicError`.
+    :func:`gdflows.models.flatten` for ReLU networks) is refused for ``space="complex"`` with
+    :class:`~gdflows.NotHolomorphicError`; one that says it is (``loss.holomorphic is True``) is
+    trusted, and :func:`check_holomorphic` is not run on it.
+
+    Cost per evaluation: dense, one gradient plus a :math:`d \times d` Hessian (:math:`d`
+    Hessian-vector products) and its eigendecomposition (``eigh``, or ``eig`` and a solve in
+    complex space): :math:`O(d^3)`, seconds at :math:`d` in the thousands; krylov,
+    one gradient and ``krylov_dim`` Hessian-vector products (each about two gradients) plus
+    :math:`O(d\,m^2)` reorthogonalisation. A Dopri8 step takes 13 evaluations, and steps shrink
+    where an eigenvalue crosses :math:`h\lambda = 1`, so on networks expect thousands of
+    evaluations per GD step: use ``spectrum="krylov"``, ``space="real"``, and ``progress`` /
+    ``max_wall_time`` of :func:`gdflows.solve` to watch and bound it.
 
     Example:
       On :math:`E = \tfrac a2\theta^2` the PF is linear, :math:`\dot\theta = \tfrac1h\log(1 - ha)\,\theta`,
@@ -179,11 +189,13 @@ def principal_flow(
             f"branch={branch!r} applies to space='complex' only (the real-part PF uses Re c, the same on "
             "both branches); leave branch at its default for space='real'."
         )
-    if space == "complex" and getattr(loss, "holomorphic", True) is False:
+    if space == "complex" and getattr(loss, "holomorphic", None) is False:
         raise NotHolomorphicError(
             "principal_flow(space='complex') needs a loss that is holomorphic in the parameters, and this "
-            "loss is marked loss.holomorphic = False (e.g. a ReLU network, or the cross-entropy); use "
-            "principal_flow(loss, lr=..., space='real') for the real-part PF on real parameters."
+            "loss is marked loss.holomorphic = False (flatten's test found a ReLU, abs or another kink, or "
+            "the caller said so); use principal_flow(loss, lr=..., space='real') for the real-part PF on real "
+            "parameters, or, if the loss is holomorphic after all, build it with flatten(..., holomorphic=True) "
+            "or set loss.holomorphic = True (gdflows.check_holomorphic(loss, theta0) tests it)."
         )
     holomorphic = space == "complex"
     if spectrum == "krylov":
@@ -193,7 +205,9 @@ def principal_flow(
     if not holomorphic:
         return parameter_flow("PF (real part)", loss, field, lr=h)
 
-    checked = []  # the holomorphy test runs once per flow, at its first concrete initial point
+    # the holomorphy test runs once per flow, at its first concrete initial point, unless the loss
+    # says it is holomorphic (loss.holomorphic = True: flatten tested it, or the caller knows)
+    checked = [True] if getattr(loss, "holomorphic", None) is True else []
 
     def init(theta0):
         if not checked and not isinstance(theta0, jax.core.Tracer):

@@ -57,6 +57,9 @@ def rod_flow(loss, *, lr: float) -> Flow:
     every step and the flow's :math:`\delta` does not; compare :math:`|\delta|` or
     :math:`\delta\delta^\top`.
 
+    Cost per evaluation: two gradients (at :math:`c \pm \delta`); no Hessian, so it is the
+    cheap model for networks.
+
     Example:
       >>> import jax.numpy as jnp, gdflows as gf
       >>> S, Q, h = 10.0, 1.0, 0.25  # E(w) = S w^2/2 - Q w^4/4, h S = 2.5 > 2
