@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gdflows._checks import check_lr, check_number, check_positive_int, check_steps, check_theta0
-from gdflows._pytree import flat_problem
 from gdflows._progress import Monitor, Monitored, monitoring
+from gdflows._pytree import flat_problem
 from gdflows._results import FlowScan, Solution, SolverStats
 from gdflows.errors import CostWarning, DivergenceWarning, PrecisionWarning, WallTimeWarning
 from gdflows.flows import Flow
