@@ -130,7 +130,7 @@ def test_lost_eigenvector_is_reported():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: EigenOptions(spectrum="lobpcg"), "EigenOptions.spectrum must be 'dense' or 'iterative'"),
+        (lambda: EigenOptions(spectrum="lobpcg"), "EigenOptions.spectrum must be 'auto', 'dense' or 'iterative'"),
         (lambda: EigenOptions(tol=0.0), r"EigenOptions.tol must be a positive finite number.*EigenOptions\(tol="),
         (lambda: EigenOptions(tol="tight"), "EigenOptions.tol must be a positive finite number"),
         (lambda: EigenOptions(max_iter=2.5), r"EigenOptions.max_iter must be a non-negative integer"),
@@ -151,3 +151,14 @@ def test_options_are_values_passed_once():
         gf.central_flow(toy, lr=0.3, eigen="iterative")
     with pytest.raises(TypeError, match="sdcp must be an SDCPOptions"):
         central_flow_run(toy, jnp.array([0.1, 6.0]), lr=0.3, steps=1, sdcp={"tol": 1e-9})
+
+
+@pytest.mark.parametrize("d, dense", [(gf.spectral.DENSE_UP_TO, True), (gf.spectral.DENSE_UP_TO + 1, False)])
+def test_auto_spectrum_is_dense_on_toys_and_iterative_on_networks(d, dense):
+    """EigenOptions() finds the eigenpairs from the dense Hessian (d products) up to DENSE_UP_TO
+    parameters and by LOBPCG above (far fewer products: a network never forms its Hessian by default)."""
+    scales = jnp.linspace(1.0, 3.0, d)
+    loss = lambda th: 0.5 * jnp.sum(scales * th**2) + 0.01 * jnp.sum(th**4)  # noqa: E731
+    info = central_diagnostics(loss, jnp.full((1, d), 0.1), lr=0.5, eigen=EigenOptions())
+    assert (int(info.hvps[0]) == d) is dense
+    np.testing.assert_allclose(info.eigenvalues[0, 0], 3.0 + 0.12 * 0.01, rtol=1e-6)
