@@ -2,7 +2,7 @@ r"""Small ``flax.nnx`` networks, and the flat loss :math:`E(\theta)` the rest of
 
 Models are ordinary ``nnx.Module``\ s (:class:`MLP`, :class:`CNN`). :func:`flatten` splits a
 model once (``nnx.split``), flattens its parameters in the order of
-``jax.flatten_util.ravel_pytree`` and returns a :class:`FlatModel`: the pure loss of the flat
+:func:`gdflows.ravel` and returns a :class:`FlatModel`: the pure loss of the flat
 vector, the initial vector, and the way back from a vector to a model.
 
 Holomorphy. The complex-space principal flow evaluates :math:`E` at complex parameters and
@@ -29,9 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.flatten_util import ravel_pytree
 
 from gdflows._checks import check_positive_int
+from gdflows._pytree import ravel
 from gdflows.errors import NotHolomorphicError
 from gdflows.flows._loss_checks import check_holomorphic
 
@@ -300,11 +300,7 @@ def flatten(
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; valid names: {', '.join(LOSSES)}.")
     graphdef, state = nnx.split(model)
-    leaves, treedef = jax.tree.flatten(state)
-    shapes = [leaf.shape for leaf in leaves]
-    sizes = [int(np.prod(shape)) for shape in shapes]
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-    theta0, _ = ravel_pytree(state)  # same leaf order as jax.tree.flatten
+    theta0, unflatten = ravel(state)  # its inverse keeps a complex theta complex, as the complex PF needs
     x = jnp.asarray(x)
     y = jnp.asarray(y)
     if x.ndim == 0 or x.shape[0] == 0 or y.ndim == 0 or y.shape[0] != x.shape[0]:
@@ -315,11 +311,6 @@ def flatten(
     if holomorphic is not None and not isinstance(holomorphic, bool):
         raise TypeError(f"holomorphic must be None (test the loss), True or False, got holomorphic={holomorphic!r}.")
     y = _targets(graphdef, state, x, y, loss)
-
-    def unflatten(theta):
-        # dtype-preserving (ravel_pytree's own inverse refuses complex vectors for real leaves)
-        parts = [theta[a:b].reshape(shape) for a, b, shape in zip(offsets[:-1], offsets[1:], shapes, strict=True)]
-        return jax.tree.unflatten(treedef, parts)
 
     def predict(theta, inputs):
         return nnx.merge(graphdef, unflatten(theta))(inputs)
@@ -343,5 +334,5 @@ def flatten(
         predict=predict,
         to_model=lambda theta: nnx.merge(graphdef, unflatten(jnp.asarray(theta))),
         holomorphic=holomorphic,
-        size=int(offsets[-1]),
+        size=unflatten.size,
     )
