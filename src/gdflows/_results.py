@@ -90,6 +90,10 @@ class Solution(NamedTuple):
     dt: float | None  # the fixed step h/m of "euler" or "rk4"; None for an adaptive solver
     stopped_at: float | None = None  # time of the first save time not reached; None if the solve finished
     stop_reason: str | None = None  # why it stopped (diffrax's message, or a non-finite state)
+    # what stopped it: "non-finite" (state or loss), "blow-up" (a stall at an unbounded field),
+    # "step-collapse" (a stall at a moderate field: a jump or a singularity), "budget" (max_steps
+    # spent on ordinary steps), "wall-time" (max_wall_time spent); None if the solve finished
+    stop_kind: str | None = None
 
     @property
     def diverged(self) -> bool:

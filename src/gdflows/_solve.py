@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gdflows._after_step import AfterStep
 from gdflows._checks import check_lr, check_number, check_positive_int, check_steps, check_theta0
 from gdflows._results import FlowScan, Solution, SolverStats
 from gdflows.errors import DivergenceWarning, PrecisionWarning
@@ -95,6 +96,7 @@ def _integrate(
     saves_per_step: int = 1,
     substeps: int | None = None,
     record_steps: bool = False,
+    after_step=None,
 ) -> tuple[FlowScan, jax.Array | None]:
     """The jittable core of :func:`solve` and :func:`solve_scan`: a diffrax solve saved at ``ts``.
 
@@ -106,8 +108,10 @@ def _integrate(
     ``substeps`` equal steps between consecutive save times, so it steps onto every save time;
     ``rtol``, ``atol`` and ``max_steps`` are then unused. Never raises on failure: entries after
     a failure are non-finite and ``successful`` is False. Safe under ``vmap`` over ``state0``.
-    With ``record_steps`` (adaptive solvers), the end times of all accepted steps come second,
-    shape ``(max_steps,)``, ``inf`` after the last one; else None.
+    With ``record_steps`` (adaptive solvers), second comes the pair of the end times of all
+    accepted steps, shape ``(max_steps,)``, ``inf`` after the last one, and the state the solver
+    last reached (where a failed solve stalled); else None. A flow's ``after_step`` (if not
+    None) is applied to the state after every step (``AfterStep``).
     """
     term = diffrax.ODETerm(lambda t, y, args: vector_field(t, y))
     if substeps is None:
@@ -119,10 +123,18 @@ def _integrate(
         grid = (ts[:-1, None] + (ts[1:] - ts[:-1])[:, None] * fractions).ravel()
         controller = diffrax.StepTo(ts=jnp.concatenate([grid, ts[-1:]]))
         max_steps = grid.shape[0]
+    if after_step is not None:
+        solver = AfterStep(solver, after_step)
     record_steps = record_steps and substeps is None
     saveat = diffrax.SaveAt(ts=ts)
     if record_steps:  # one float per accepted step: its end time
-        saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(steps=True, fn=lambda t, y, args: t)])
+        saveat = diffrax.SaveAt(
+            subs=[
+                diffrax.SubSaveAt(ts=ts),
+                diffrax.SubSaveAt(steps=True, fn=lambda t, y, args: t),
+                diffrax.SubSaveAt(t1=True),  # with throw=False: the state where a failed solve stopped
+            ]
+        )
     solution = diffrax.diffeqsolve(
         term,
         solver,
@@ -135,7 +147,9 @@ def _integrate(
         max_steps=max_steps,
         throw=False,
     )
-    ys, step_times = (solution.ys[0], solution.ys[1]) if record_steps else (solution.ys, None)
+    ys, step_times = (solution.ys[0], solution.ys[1:]) if record_steps else (solution.ys, None)
+    if record_steps:
+        step_times = (step_times[0], jax.tree.map(lambda leaf: leaf[0], step_times[1]))
     positions = jax.vmap(position)(ys)
     losses = jax.vmap(loss)(positions)
     scan = FlowScan(
@@ -227,6 +241,7 @@ def solve_scan(
         solver_name=solver,
         max_steps=max_steps,
         substeps=fixed_steps_per_interval,
+        after_step=flow.after_step,
     )[0]
 
 
@@ -368,8 +383,9 @@ def solve(
         saves_per_step=saves_per_step,
         substeps=substeps,
         record_steps=True,
+        after_step=flow.after_step,
     )
-    out, step_times = out
+    out, (step_times, last_state) = out
     positions, losses = np.asarray(out.theta), np.asarray(out.loss)
     accepted, rejected = int(out.accepted_steps), int(out.rejected_steps)
     if fixed:
@@ -381,18 +397,71 @@ def solve(
     if successful and finite.all():
         return Solution(t, positions, losses, out.state, stats, **settings)
     first_bad = int(np.argmin(finite)) if not finite.all() else len(t) - 1
-    reason = _describe(out.result) if not successful else "the state became non-finite"
-    if not successful and step_times is not None:
-        collapse = _collapse_time(np.asarray(step_times), float(t[0]), h / saves_per_step)
+    kind, reason = "non-finite", "the state became non-finite"
+    if not successful:
+        reason = _describe(out.result)
+        ends = np.asarray(step_times)
+        reached = float(ends[np.isfinite(ends)][-1]) if np.isfinite(ends).any() else float(t[0])
+        interval = h / saves_per_step
+        finite_ends = np.concatenate([[t[0]], ends[np.isfinite(ends)]])
+        last_step = float(finite_ends[-1] - finite_ends[-2]) if finite_ends.size > 1 else interval
+        collapse = _collapse_time(ends, float(t[0]), interval)
+        if collapse is not None or last_step < STALL * interval:
+            kind, what = _stall_kind(flow, last_state, interval)
+            reason = (
+                f"the solver stalled at t = {reached:.10g} (GD step {reached / h:.4g} of {steps}), its last step "
+                f"{last_step / interval:.3g} of the save interval ({what})"
+            )
+        elif accepted + rejected >= max_steps:
+            kind = "budget"
+            reason = (
+                f"the solver spent its budget of max_steps={max_steps} steps ({accepted} accepted, {rejected} "
+                f"rejected) by t = {reached:.10g} (GD step {reached / h:.4g} of {steps}) on steps of ordinary "
+                f"size; raise max_steps (e.g. max_steps={4 * max_steps})"
+            )
         if collapse is not None:
             start, stall = collapse
             first_bad = min(first_bad, int(np.searchsorted(t, start, side="left")))
-            reason = (
-                f"the solver's step size collapsed below {STEP_COLLAPSE:g} of the save interval from t = {start:.10g} "
-                f"on and it stalled at t = {stall:.10g} ({reason}); save times from t = {start:.10g} on are not "
-                "resolved, even one the solver landed on"
+            reason += (
+                f"; its step size collapsed below {STEP_COLLAPSE:g} of the save interval from t = {start:.10g} on, "
+                f"so save times from t = {start:.10g} on are not resolved, even one the solver landed on"
             )
-    return _stopped(flow, h, Solution(t, positions, losses, out.state, stats, **settings), first_bad, reason)
+    return _stopped(flow, h, Solution(t, positions, losses, out.state, stats, **settings), first_bad, reason, kind)
+
+
+# A failed solve whose last accepted step was below this fraction of the save interval stalled
+# (at that pace its step budget could never reach the next save time): see _stall_kind.
+STALL = 1e-5
+
+# A stall where one save interval at the field's speed would carry the state this many times its
+# own size away is a finite-time blow-up the solver cannot step into, not a discontinuity.
+BLOW_UP_SPEED = 1e6
+
+
+def _stall_kind(flow: Flow, state, interval: float) -> tuple[str, str]:
+    r"""``("blow-up" | "step-collapse", what)`` for an adaptive solve stalled at ``state``.
+
+    Blow-up: the vector field :math:`F` there is non-finite or
+    :math:`\|F\|\,\Delta t_{\rm save} > 10^6 (1 + \|\theta\|)` (``BLOW_UP_SPEED``): the state is
+    racing off at a finite time. Otherwise the steps collapsed at a moderate field, as at a jump of
+    the field (a branch cut) or an integrable singularity; then a flow's ``stall_spectrum`` (the
+    eigenvalues :math:`h\lambda_i` there, e.g. the PF's) names those nearest :math:`h\lambda = 1`
+    and nearest the shifted branch's cut :math:`\{1 + is: s > 0\}`.
+    """
+    if not all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree.leaves(state)):
+        return "non-finite", "the state became non-finite"
+    speed = np.sqrt(sum(np.sum(np.abs(np.asarray(v)) ** 2) for v in jax.tree.leaves(flow.vector_field(0.0, state))))
+    size = float(np.linalg.norm(np.asarray(flow.position(state))))
+    if not np.isfinite(speed) or speed * interval > BLOW_UP_SPEED * (1.0 + size):
+        return "blow-up", f"a blow-up: the vector field there has norm {speed:.3g}"
+    what = f"the vector field there has norm {speed:.3g}, not a blow-up"
+    if flow.stall_spectrum is not None:
+        x = np.asarray(flow.stall_spectrum(state))
+        to_cut = np.where(x.imag >= 0, np.abs(x.real - 1.0), np.abs(x - 1.0))  # the half-line {1 + is: s >= 0}
+        for name, distance in (("1", np.abs(x - 1.0)), ("the cut 1 + is (s > 0)", to_cut)):
+            nearest = complex(x[np.argmin(distance)])
+            what += f"; the eigenvalue of hH nearest {name} is {nearest.real:.6g}{nearest.imag:+.6g}i"
+    return "step-collapse", what
 
 
 # A failed adaptive solve whose accepted steps fell below this fraction of the save interval
@@ -425,7 +494,7 @@ def _collapse_time(step_times: np.ndarray, t0: float, interval: float) -> tuple[
     return float(starts[first]), float(ends[-1])
 
 
-def _stopped(flow: Flow, h: float, full: Solution, first_bad: int, reason: str) -> Solution:
+def _stopped(flow: Flow, h: float, full: Solution, first_bad: int, reason: str, kind: str = "non-finite") -> Solution:
     """``full`` cut before the save index ``first_bad``, with where and why it stopped; warns."""
     t = full.times
     warnings.warn(
@@ -443,4 +512,5 @@ def _stopped(flow: Flow, h: float, full: Solution, first_bad: int, reason: str) 
         state=jax.tree.map(cut, full.state),
         stopped_at=float(t[first_bad]),
         stop_reason=reason,
+        stop_kind=kind,
     )

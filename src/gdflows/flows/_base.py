@@ -32,6 +32,11 @@ class Flow(NamedTuple):
         (:class:`~gdflows.PrecisionWarning`) on single-precision ``theta0``.
       vector_field: ``(t, state) -> d state / dt``, pure and traceable.
       position: ``state -> theta``, the real parameters the state stands for.
+      after_step: optional ``state -> state``, applied by :func:`gdflows.solve` to the state at
+        the end of every solver step, for state that records the path rather than being
+        integrated (its derivative in ``vector_field`` is zero); None for most flows.
+      stall_spectrum: optional ``state -> eigenvalues of hH`` there, which :func:`gdflows.solve`
+        reports (the one nearest 1) when its steps collapse; None for most flows.
     """
 
     name: str
@@ -40,6 +45,8 @@ class Flow(NamedTuple):
     init: Callable[[jax.Array], State]
     vector_field: Callable[[Any, State], State]
     position: Callable[[State], jax.Array]
+    after_step: Callable[[State], State] | None = None
+    stall_spectrum: Callable[[State], jax.Array] | None = None
 
 
 def precision_checked(name: str, init: Callable[[jax.Array], State]) -> Callable[[jax.Array], State]:
