@@ -385,7 +385,8 @@ def solve(
         record_steps=True,
         after_step=flow.after_step,
     )
-    out, (step_times, last_state) = out
+    out, recorded = out
+    step_times, last_state = recorded if recorded is not None else (None, None)
     positions, losses = np.asarray(out.theta), np.asarray(out.loss)
     accepted, rejected = int(out.accepted_steps), int(out.rejected_steps)
     if fixed:
@@ -400,6 +401,7 @@ def solve(
     kind, reason = "non-finite", "the state became non-finite"
     if not successful:
         reason = _describe(out.result)
+    if not successful and step_times is not None:
         ends = np.asarray(step_times)
         reached = float(ends[np.isfinite(ends)][-1]) if np.isfinite(ends).any() else float(t[0])
         interval = h / saves_per_step
