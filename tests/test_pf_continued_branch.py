@@ -76,16 +76,12 @@ def test_every_start_of_the_f5b_grid_ends_at_the_final_time_or_a_blow_up():
     flow = gf.principal_flow(land.loss, lr=h, branch="continued")
     starts = jnp.asarray(f5b_grid())
     flow.init(starts[0])
-    ts = jnp.asarray([0.0, STEPS * h])
-    run = jax.jit(jax.vmap(lambda s: gf.solve_scan(flow, s, ts=ts, max_steps=BUDGET, **TOLERANCES).successful))
-    finished = np.asarray(run(jax.vmap(flow.init)(starts)))
-    kinds = {}
-    for index in np.flatnonzero(~finished):
-        with pytest.warns(gf.DivergenceWarning):
-            sol = gf.solve(flow, starts[index], steps=STEPS, max_steps=BUDGET, **TOLERANCES)
-        kinds[int(index)] = sol.stop_kind
-    assert finished.mean() > 0.9, f"only {finished.mean():.3f} of the grid reached t = {STEPS * h}"
-    assert set(kinds.values()) <= {"blow-up", "non-finite"}, kinds
+    ts = h * jnp.arange(STEPS + 1.0)  # GD's times: the save interval of the stall test is h
+    run = jax.jit(jax.vmap(lambda s: gf.solve_scan(flow, s, ts=ts, max_steps=BUDGET, diagnose=True, **TOLERANCES)))
+    kinds = np.asarray(run(jax.vmap(flow.init)(starts)).stop_kind)
+    counts = {gf.STOP_KINDS[k]: int(np.sum(kinds == k)) for k in np.unique(kinds)}
+    assert np.mean(kinds == 0) > 0.9, counts
+    assert set(counts) <= {None, "blow-up", "non-finite"}, counts
 
 
 class TestStopKind:

@@ -37,7 +37,7 @@ from gdflows._results import (
     SolverStats,
     TrainRun,
 )
-from gdflows._solve import solve, solve_scan
+from gdflows._solve import STOP_KINDS, solve, solve_scan
 from gdflows.errors import (
     DivergenceWarning,
     EigenTrackingError,
@@ -76,6 +76,7 @@ __all__ = [
     "EigenTrackingError",
     "Flow",
     "FlowScan",
+    "STOP_KINDS",
     "GDRun",
     "GDScan",
     "LanczosError",

@@ -111,6 +111,9 @@ class FlowScan(NamedTuple):
     accepted_steps: jax.Array  # () int: steps taken
     rejected_steps: jax.Array  # () int: steps rejected by the error control
     result: Any  # diffrax's RESULTS code of the solve (its message says why a failed solve stopped)
+    # () int: what stopped it, an index into gdflows.STOP_KINDS (None, "non-finite", "blow-up",
+    # "step-collapse", "budget"); solve_scan(..., diagnose=False) tells only 0 (finished) from 1
+    stop_kind: Any = None
 
 
 class CentralInfo(NamedTuple):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -97,7 +97,7 @@ def _integrate(
     substeps: int | None = None,
     record_steps: bool = False,
     after_step=None,
-) -> tuple[FlowScan, jax.Array | None]:
+) -> tuple[FlowScan, _Ending | None]:
     """The jittable core of :func:`solve` and :func:`solve_scan`: a diffrax solve saved at ``ts``.
 
     It takes the flow's three traced functions, not the :class:`Flow` itself, so that the flow's
@@ -108,9 +108,10 @@ def _integrate(
     ``substeps`` equal steps between consecutive save times, so it steps onto every save time;
     ``rtol``, ``atol`` and ``max_steps`` are then unused. Never raises on failure: entries after
     a failure are non-finite and ``successful`` is False. Safe under ``vmap`` over ``state0``.
-    With ``record_steps`` (adaptive solvers), second comes the pair of the end times of all
-    accepted steps, shape ``(max_steps,)``, ``inf`` after the last one, and the state the solver
-    last reached (where a failed solve stalled); else None. A flow's ``after_step`` (if not
+    With ``record_steps`` (adaptive solvers), second comes an :class:`_Ending` (the end times of
+    all accepted steps and the state the solver reached, with the field there) and ``stop_kind`` of
+    the scan tells a stall from a spent budget; else None, and ``stop_kind`` knows only finished
+    (0) and non-finite (1). A flow's ``after_step`` (if not
     None) is applied to the state after every step (``AfterStep``).
     """
     term = diffrax.ODETerm(lambda t, y, args: vector_field(t, y))
@@ -147,21 +148,69 @@ def _integrate(
         max_steps=max_steps,
         throw=False,
     )
-    ys, step_times = (solution.ys[0], solution.ys[1:]) if record_steps else (solution.ys, None)
-    if record_steps:
-        step_times = (step_times[0], jax.tree.map(lambda leaf: leaf[0], step_times[1]))
+    ys = solution.ys[0] if record_steps else solution.ys
     positions = jax.vmap(position)(ys)
     losses = jax.vmap(loss)(positions)
+    successful = solution.result == diffrax.RESULTS.successful
+    finite = jnp.all(jnp.isfinite(losses)) & jnp.all(jnp.isfinite(positions))
+    ending, code = None, jnp.where(successful & finite, 0, 1)  # without a record: finished or non-finite
+    if record_steps:
+        ending = _ending(vector_field, position, solution, ts[1] - ts[0])
+        exhausted = solution.stats["num_accepted_steps"] + solution.stats["num_rejected_steps"] >= max_steps
+        stalled = ending.last_step < STALL * (ts[1] - ts[0])
+        code = jnp.where(
+            ~successful & ending.finite,
+            jnp.where(stalled, jnp.where(ending.blow_up, 2, 3), jnp.where(exhausted, 4, 1)),
+            code,
+        )
     scan = FlowScan(
         theta=positions,
         loss=losses,
         state=ys,
-        successful=solution.result == diffrax.RESULTS.successful,
+        successful=successful,
         accepted_steps=solution.stats["num_accepted_steps"],
         rejected_steps=solution.stats["num_rejected_steps"],
         result=solution.result,
+        stop_kind=code,
     )
-    return scan, step_times
+    return scan, ending
+
+
+class _Ending(NamedTuple):
+    """Where an adaptive solve ended (recorded by ``_integrate(record_steps=True)``), for ``solve``'s report."""
+
+    step_times: jax.Array  # (max_steps,) end times of the accepted steps, inf after the last
+    reached: jax.Array  # () the time the solver reached
+    last_step: jax.Array  # () its last accepted step (inf if none)
+    speed: jax.Array  # () the norm of the vector field at the state it reached
+    finite: jax.Array  # () bool: whether that state is finite
+    blow_up: jax.Array  # () bool: speed * interval > BLOW_UP_SPEED * (1 + |theta|) there, or speed not finite
+    state: Any  # the state it reached
+
+
+def _ending(vector_field, position, solution, interval) -> _Ending:
+    """The :class:`_Ending` of a diffrax solution saved with ``_integrate``'s three sub-saves (traceable)."""
+    ends, state = solution.ys[1], jax.tree.map(lambda leaf: leaf[0], solution.ys[2])
+    accepted = solution.stats["num_accepted_steps"]
+    times = jnp.concatenate([solution.ts[0][:1], ends])
+    reached = times[accepted]
+    last_step = jnp.where(accepted > 0, reached - times[jnp.maximum(accepted - 1, 0)], jnp.inf)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(state)]))
+    velocity = vector_field(reached, state)
+    speed = jnp.sqrt(sum(jnp.sum(jnp.abs(leaf) ** 2) for leaf in jax.tree.leaves(velocity)))
+    size = jnp.linalg.norm(position(state))
+    blow_up = ~jnp.isfinite(speed) | (speed * interval > BLOW_UP_SPEED * (1.0 + size))
+    return _Ending(ends, reached, last_step, speed, finite, blow_up, state)
+
+
+# What stopped a solve, by the code in FlowScan.stop_kind (Solution.stop_kind holds the name).
+STOP_KINDS = (None, "non-finite", "blow-up", "step-collapse", "budget")
+# A failed solve whose last accepted step was below this fraction of the save interval stalled
+# (at that pace its step budget could never reach the next save time).
+STALL = 1e-5
+# A stall where one save interval at the field's speed would carry the state this many times its
+# own size away is a finite-time blow-up the solver cannot step into, not a discontinuity.
+BLOW_UP_SPEED = 1e6
 
 
 def _check_flow(flow) -> None:
@@ -202,6 +251,7 @@ def solve_scan(
     solver: str = "dopri8",
     max_steps: int = 100_000,
     fixed_steps_per_interval: int | None = None,
+    diagnose: bool = False,
 ) -> FlowScan:
     r"""Integrate ``flow`` from the state ``state0`` and save it at ``ts``: the jit- and vmap-friendly :func:`solve`.
 
@@ -218,6 +268,9 @@ def solve_scan(
       rtol, atol, solver, max_steps: as for :func:`solve`.
       fixed_steps_per_interval: for ``"euler"`` and ``"rk4"`` only: equal steps between
         consecutive save times.
+      diagnose: for the adaptive solvers, tell in ``stop_kind`` a blow-up, a step-size collapse
+        and a spent budget apart (as :func:`solve` does, with ``ts[1] - ts[0]`` as the save
+        interval); it records every accepted step's time, ``max_steps`` floats per solve.
 
     Returns:
       A :class:`~gdflows.FlowScan`; entries after a failed solve are non-finite and
@@ -241,6 +294,7 @@ def solve_scan(
         solver_name=solver,
         max_steps=max_steps,
         substeps=fixed_steps_per_interval,
+        record_steps=diagnose,
         after_step=flow.after_step,
     )[0]
 
@@ -385,8 +439,7 @@ def solve(
         record_steps=True,
         after_step=flow.after_step,
     )
-    out, recorded = out
-    step_times, last_state = recorded if recorded is not None else (None, None)
+    out, ending = out
     positions, losses = np.asarray(out.theta), np.asarray(out.loss)
     accepted, rejected = int(out.accepted_steps), int(out.rejected_steps)
     if fixed:
@@ -394,35 +447,33 @@ def solve(
     else:
         stats = SolverStats(accepted, rejected, _evaluations(solver, accepted + rejected))
     finite = np.isfinite(losses) & np.all(np.isfinite(positions), axis=1)
-    successful = bool(out.successful)
-    if successful and finite.all():
+    kind = STOP_KINDS[int(out.stop_kind)]
+    if kind is None:
         return Solution(t, positions, losses, out.state, stats, **settings)
     first_bad = int(np.argmin(finite)) if not finite.all() else len(t) - 1
-    kind, reason = "non-finite", "the state became non-finite"
-    if not successful:
-        reason = _describe(out.result)
-    if not successful and step_times is not None:
-        ends = np.asarray(step_times)
-        reached = float(ends[np.isfinite(ends)][-1]) if np.isfinite(ends).any() else float(t[0])
+    reason = "the state became non-finite" if bool(out.successful) else _describe(out.result)
+    if ending is not None and kind in ("blow-up", "step-collapse", "budget"):
         interval = h / saves_per_step
-        finite_ends = np.concatenate([[t[0]], ends[np.isfinite(ends)]])
-        last_step = float(finite_ends[-1] - finite_ends[-2]) if finite_ends.size > 1 else interval
-        collapse = _collapse_time(ends, float(t[0]), interval)
-        if collapse is not None or last_step < STALL * interval:
-            kind, what = _stall_kind(flow, last_state, interval)
-            reason = (
-                f"the solver stalled at t = {reached:.10g} (GD step {reached / h:.4g} of {steps}), its last step "
-                f"{last_step / interval:.3g} of the save interval ({what})"
-            )
-        elif accepted + rejected >= max_steps:
-            kind = "budget"
+        reached = float(ending.reached)
+        where = f"t = {reached:.10g} (GD step {reached / h:.4g} of {steps})"
+        if kind == "budget":
             reason = (
                 f"the solver spent its budget of max_steps={max_steps} steps ({accepted} accepted, {rejected} "
-                f"rejected) by t = {reached:.10g} (GD step {reached / h:.4g} of {steps}) on steps of ordinary "
-                f"size; raise max_steps (e.g. max_steps={4 * max_steps})"
+                f"rejected) by {where} on steps of ordinary size; raise max_steps (e.g. max_steps={4 * max_steps})"
             )
+        else:
+            what = f"a blow-up: the vector field there has norm {float(ending.speed):.3g}"
+            if kind == "step-collapse":
+                what = f"the vector field there has norm {float(ending.speed):.3g}, not a blow-up" + _nearest_one(
+                    flow, ending.state
+                )
+            reason = (
+                f"the solver stalled at {where}, its last step {float(ending.last_step) / interval:.3g} of the save "
+                f"interval ({what})"
+            )
+        collapse = _collapse_time(np.asarray(ending.step_times), float(t[0]), interval)
         if collapse is not None:
-            start, stall = collapse
+            start, _ = collapse
             first_bad = min(first_bad, int(np.searchsorted(t, start, side="left")))
             reason += (
                 f"; its step size collapsed below {STEP_COLLAPSE:g} of the save interval from t = {start:.10g} on, "
@@ -431,39 +482,17 @@ def solve(
     return _stopped(flow, h, Solution(t, positions, losses, out.state, stats, **settings), first_bad, reason, kind)
 
 
-# A failed solve whose last accepted step was below this fraction of the save interval stalled
-# (at that pace its step budget could never reach the next save time): see _stall_kind.
-STALL = 1e-5
-
-# A stall where one save interval at the field's speed would carry the state this many times its
-# own size away is a finite-time blow-up the solver cannot step into, not a discontinuity.
-BLOW_UP_SPEED = 1e6
-
-
-def _stall_kind(flow: Flow, state, interval: float) -> tuple[str, str]:
-    r"""``("blow-up" | "step-collapse", what)`` for an adaptive solve stalled at ``state``.
-
-    Blow-up: the vector field :math:`F` there is non-finite or
-    :math:`\|F\|\,\Delta t_{\rm save} > 10^6 (1 + \|\theta\|)` (``BLOW_UP_SPEED``): the state is
-    racing off at a finite time. Otherwise the steps collapsed at a moderate field, as at a jump of
-    the field (a branch cut) or an integrable singularity; then a flow's ``stall_spectrum`` (the
-    eigenvalues :math:`h\lambda_i` there, e.g. the PF's) names those nearest :math:`h\lambda = 1`
-    and nearest the shifted branch's cut :math:`\{1 + is: s > 0\}`.
-    """
-    if not all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree.leaves(state)):
-        return "non-finite", "the state became non-finite"
-    speed = np.sqrt(sum(np.sum(np.abs(np.asarray(v)) ** 2) for v in jax.tree.leaves(flow.vector_field(0.0, state))))
-    size = float(np.linalg.norm(np.asarray(flow.position(state))))
-    if not np.isfinite(speed) or speed * interval > BLOW_UP_SPEED * (1.0 + size):
-        return "blow-up", f"a blow-up: the vector field there has norm {speed:.3g}"
-    what = f"the vector field there has norm {speed:.3g}, not a blow-up"
-    if flow.stall_spectrum is not None:
-        x = np.asarray(flow.stall_spectrum(state))
-        to_cut = np.where(x.imag >= 0, np.abs(x.real - 1.0), np.abs(x - 1.0))  # the half-line {1 + is: s >= 0}
-        for name, distance in (("1", np.abs(x - 1.0)), ("the cut 1 + is (s > 0)", to_cut)):
-            nearest = complex(x[np.argmin(distance)])
-            what += f"; the eigenvalue of hH nearest {name} is {nearest.real:.6g}{nearest.imag:+.6g}i"
-    return "step-collapse", what
+def _nearest_one(flow: Flow, state) -> str:
+    """For a flow with a ``stall_spectrum``: its eigenvalues of hH nearest 1 and nearest the cut {1 + is: s > 0}."""
+    if flow.stall_spectrum is None:
+        return ""
+    x = np.asarray(flow.stall_spectrum(state))
+    to_cut = np.where(x.imag >= 0, np.abs(x.real - 1.0), np.abs(x - 1.0))  # the half-line {1 + is: s >= 0}
+    text = ""
+    for name, distance in (("1", np.abs(x - 1.0)), ("the cut 1 + is (s > 0)", to_cut)):
+        nearest = complex(x[np.argmin(distance)])
+        text += f"; the eigenvalue of hH nearest {name} is {nearest.real:.6g}{nearest.imag:+.6g}i"
+    return text
 
 
 # A failed adaptive solve whose accepted steps fell below this fraction of the save interval
