@@ -160,7 +160,7 @@ def _integrate(
         stalled = ending.last_step < STALL * (ts[1] - ts[0])
         code = jnp.where(
             ~successful & ending.finite,
-            jnp.where(stalled, jnp.where(ending.blow_up, 2, 3), jnp.where(exhausted, 4, 1)),
+            jnp.where(ending.blow_up, 2, jnp.where(stalled, 3, jnp.where(exhausted, 4, 1))),
             code,
         )
     scan = FlowScan(
@@ -185,6 +185,7 @@ class _Ending(NamedTuple):
     speed: jax.Array  # () the norm of the vector field at the state it reached
     finite: jax.Array  # () bool: whether that state is finite
     blow_up: jax.Array  # () bool: speed * interval > BLOW_UP_SPEED * (1 + |theta|) there, or speed not finite
+    # (then the solve stopped on its way to a finite-time blow-up, whether it stalled or spent its budget first)
     state: Any  # the state it reached
 
 
@@ -196,8 +197,14 @@ def _ending(vector_field, position, solution, interval) -> _Ending:
     reached = times[accepted]
     last_step = jnp.where(accepted > 0, reached - times[jnp.maximum(accepted - 1, 0)], jnp.inf)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(state)]))
-    velocity = vector_field(reached, state)
-    speed = jnp.sqrt(sum(jnp.sum(jnp.abs(leaf) ** 2) for leaf in jax.tree.leaves(velocity)))
+
+    def norm_of_field(_):
+        velocity = vector_field(reached, state)
+        return jnp.sqrt(sum(jnp.sum(jnp.abs(leaf) ** 2) for leaf in jax.tree.leaves(velocity))).astype(reached.dtype)
+
+    # only a failed solve needs it (a finished one is not charged an extra evaluation)
+    successful = solution.result == diffrax.RESULTS.successful
+    speed = jax.lax.cond(successful, lambda _: jnp.zeros((), reached.dtype), norm_of_field, None)
     size = jnp.linalg.norm(position(state))
     blow_up = ~jnp.isfinite(speed) | (speed * interval > BLOW_UP_SPEED * (1.0 + size))
     return _Ending(ends, reached, last_step, speed, finite, blow_up, state)
@@ -208,8 +215,8 @@ STOP_KINDS = (None, "non-finite", "blow-up", "step-collapse", "budget")
 # A failed solve whose last accepted step was below this fraction of the save interval stalled
 # (at that pace its step budget could never reach the next save time).
 STALL = 1e-5
-# A stall where one save interval at the field's speed would carry the state this many times its
-# own size away is a finite-time blow-up the solver cannot step into, not a discontinuity.
+# A failed solve stopped where one save interval at the field's speed would carry the state this
+# many times its own size away is on its way to a finite-time blow-up (stalled or out of budget).
 BLOW_UP_SPEED = 1e6
 
 
@@ -461,15 +468,17 @@ def solve(
                 f"the solver spent its budget of max_steps={max_steps} steps ({accepted} accepted, {rejected} "
                 f"rejected) by {where} on steps of ordinary size; raise max_steps (e.g. max_steps={4 * max_steps})"
             )
+        elif kind == "blow-up":
+            reason = (
+                f"a blow-up: the solver stopped at {where}, where the vector field has norm {float(ending.speed):.3g}, "
+                f"enough to carry the state over {BLOW_UP_SPEED:g} times its size away within one save interval; its "
+                f"last step was {float(ending.last_step) / interval:.3g} of the save interval"
+            )
         else:
-            what = f"a blow-up: the vector field there has norm {float(ending.speed):.3g}"
-            if kind == "step-collapse":
-                what = f"the vector field there has norm {float(ending.speed):.3g}, not a blow-up" + _nearest_one(
-                    flow, ending.state
-                )
             reason = (
                 f"the solver stalled at {where}, its last step {float(ending.last_step) / interval:.3g} of the save "
-                f"interval ({what})"
+                f"interval (the vector field there has norm {float(ending.speed):.3g}, not a blow-up"
+                f"{_nearest_one(flow, ending.state)})"
             )
         collapse = _collapse_time(np.asarray(ending.step_times), float(t[0]), interval)
         if collapse is not None:
