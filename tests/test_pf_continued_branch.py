@@ -113,3 +113,17 @@ class TestStopKind:
     def test_finished_solve_has_no_kind(self):
         sol = gf.solve(gf.gradient_flow(lambda x: jnp.sum(x**2), lr=0.1), jnp.array([1.0]), steps=3)
         assert sol.stop_kind is None and sol.stop_reason is None
+
+
+@pytest.mark.parametrize(("d", "same_as"), [(30, "dense"), (120, "krylov")])
+def test_auto_spectrum_switches_to_krylov_above_the_crossover(d, same_as):
+    from gdflows.flows.principal import KRYLOV_ABOVE
+
+    assert (d > KRYLOV_ABOVE) == (same_as == "krylov")
+    rng = np.random.default_rng(d)
+    a = rng.standard_normal((d, d)) / np.sqrt(d)
+    loss = lambda th: 0.5 * th @ jnp.asarray(a @ a.T) @ th + 0.1 * jnp.sum(jnp.tanh(th) ** 4)  # noqa: E731
+    theta = jnp.asarray(rng.standard_normal(d))
+    auto = gf.principal_flow(loss, lr=0.3, space="real", spectrum="auto", krylov_dim=8)
+    other = gf.principal_flow(loss, lr=0.3, space="real", spectrum=same_as, krylov_dim=8)
+    np.testing.assert_array_equal(auto.vector_field(0.0, theta), other.vector_field(0.0, theta))
