@@ -182,6 +182,7 @@ class TestFixedStep:
                 fixed_steps_per_gd_step=50,
             )
         assert run.diverged and run.stopped_at > 0.125 and np.all(np.isfinite(run.theta))
+        assert run.stop_kind == "non-finite"
 
     @pytest.mark.parametrize("m", [0, -3, 2.5, True, "50"])
     def test_bad_step_count(self, m):

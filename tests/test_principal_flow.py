@@ -181,7 +181,7 @@ def test_principal_branch_rotates_the_other_way_on_a_diagonal_quadratic():
 
 
 def test_branch_option_is_checked():
-    with pytest.raises(ValueError, match="branch must be 'shifted' or 'principal'"):
+    with pytest.raises(ValueError, match="branch must be 'shifted', 'continued' or 'principal'"):
         gf.principal_flow(quadratic(np.eye(2)), lr=0.1, branch="continuous")
     with pytest.raises(ValueError, match="applies to space='complex' only"):
         gf.principal_flow(quadratic(np.eye(2)), lr=0.1, space="real", branch="principal")

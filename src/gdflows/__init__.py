@@ -42,7 +42,7 @@ from gdflows._results import (
     SolverStats,
     TrainRun,
 )
-from gdflows._solve import solve, solve_scan
+from gdflows._solve import STOP_KINDS, solve, solve_scan
 from gdflows.errors import (
     CostWarning,
     DivergenceWarning,
@@ -84,6 +84,7 @@ __all__ = [
     "EigenTrackingError",
     "Flow",
     "FlowScan",
+    "STOP_KINDS",
     "GDRun",
     "GDScan",
     "LanczosError",

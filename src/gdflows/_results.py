@@ -123,7 +123,10 @@ class Solution(NamedTuple):
     stopped_at: float | None = None  # time of the first save time not reached; None if the solve finished
     stop_reason: str | None = None  # why it stopped (diffrax's message, or a non-finite state)
     unravel: Unravel | None = None  # flat -> the parameters' pytree; None for flat parameters
-    stop_kind: str | None = None  # "non-finite", "step-collapse", "budget" or "wall-time"; None if it finished
+    # what stopped it: "non-finite" (state or loss), "blow-up" (a stall at an unbounded field),
+    # "step-collapse" (a stall at a moderate field: a jump or a singularity), "budget" (max_steps
+    # spent on ordinary steps), "wall-time" (max_wall_time spent); None if the solve finished
+    stop_kind: str | None = None
 
     @property
     def diverged(self) -> bool:
@@ -146,6 +149,9 @@ class FlowScan(NamedTuple):
     accepted_steps: jax.Array  # () int: steps taken
     rejected_steps: jax.Array  # () int: steps rejected by the error control
     result: Any  # diffrax's RESULTS code of the solve (its message says why a failed solve stopped)
+    # () int: what stopped it, an index into gdflows.STOP_KINDS (None, "non-finite", "blow-up",
+    # "step-collapse", "budget"); solve_scan(..., diagnose=False) tells only 0 (finished) from 1
+    stop_kind: Any = None
 
 
 class CentralInfo(NamedTuple):

@@ -18,7 +18,7 @@ import contextlib
 import time
 import warnings
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gdflows._after_step import AfterStep
 from gdflows._checks import check_lr, check_number, check_positive_int, check_steps, check_theta0
 from gdflows._progress import Monitor, Monitored, monitoring
 from gdflows._pytree import flat_problem
@@ -100,7 +101,8 @@ def _integrate(
     substeps: int | None = None,
     record_steps: bool = False,
     monitor: jax.Array | None = None,
-) -> tuple[FlowScan, jax.Array | None]:
+    after_step=None,
+) -> tuple[FlowScan, _Ending | None]:
     """The jittable core of :func:`solve` and :func:`solve_scan`: a diffrax solve saved at ``ts``.
 
     It takes the flow's three traced functions, not the :class:`Flow` itself, so that the flow's
@@ -111,8 +113,11 @@ def _integrate(
     ``substeps`` equal steps between consecutive save times, so it steps onto every save time;
     ``rtol``, ``atol`` and ``max_steps`` are then unused. Never raises on failure: entries after
     a failure are non-finite and ``successful`` is False. Safe under ``vmap`` over ``state0``.
-    With ``record_steps`` (adaptive solvers), the end times of all accepted steps come second,
-    shape ``(max_steps,)``, ``inf`` after the last one; else None. With ``monitor`` (the id of a
+    With ``record_steps`` (adaptive solvers), second comes an :class:`_Ending` (the end times of
+    all accepted steps and the state the solver reached, with the field there) and ``stop_kind`` of
+    the scan tells a stall from a spent budget; else None, and ``stop_kind`` knows only finished
+    (0) and non-finite (1). A flow's ``after_step`` (if not
+    None) is applied to the state after every step (``AfterStep``). With ``monitor`` (the id of a
     registered :class:`~gdflows._progress.Monitor`) the controller reports to it and may be stopped
     by it (result ``event_occurred``); not under ``vmap``.
     """
@@ -128,10 +133,18 @@ def _integrate(
         max_steps = grid.shape[0]
     if monitor is not None:
         controller = Monitored(controller, monitor)
+    if after_step is not None:
+        solver = AfterStep(solver, after_step)
     record_steps = record_steps and substeps is None
     saveat = diffrax.SaveAt(ts=ts)
     if record_steps:  # one float per accepted step: its end time
-        saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(steps=True, fn=lambda t, y, args: t)])
+        saveat = diffrax.SaveAt(
+            subs=[
+                diffrax.SubSaveAt(ts=ts),
+                diffrax.SubSaveAt(steps=True, fn=lambda t, y, args: t),
+                diffrax.SubSaveAt(t1=True),  # with throw=False: the state where a failed solve stopped
+            ]
+        )
     solution = diffrax.diffeqsolve(
         term,
         solver,
@@ -144,19 +157,76 @@ def _integrate(
         max_steps=max_steps,
         throw=False,
     )
-    ys, step_times = (solution.ys[0], solution.ys[1]) if record_steps else (solution.ys, None)
+    ys = solution.ys[0] if record_steps else solution.ys
     positions = jax.vmap(position)(ys)
     losses = jax.vmap(loss)(positions)
+    successful = solution.result == diffrax.RESULTS.successful
+    finite = jnp.all(jnp.isfinite(losses)) & jnp.all(jnp.isfinite(positions))
+    ending, code = None, jnp.where(successful & finite, 0, 1)  # without a record: finished or non-finite
+    if record_steps:
+        ending = _ending(vector_field, position, solution, ts[1] - ts[0])
+        exhausted = solution.stats["num_accepted_steps"] + solution.stats["num_rejected_steps"] >= max_steps
+        stalled = ending.last_step < STALL * (ts[1] - ts[0])
+        code = jnp.where(
+            ~successful & ending.finite,
+            jnp.where(ending.blow_up, 2, jnp.where(stalled, 3, jnp.where(exhausted, 4, 1))),
+            code,
+        )
     scan = FlowScan(
         theta=positions,
         loss=losses,
         state=ys,
-        successful=solution.result == diffrax.RESULTS.successful,
+        successful=successful,
         accepted_steps=solution.stats["num_accepted_steps"],
         rejected_steps=solution.stats["num_rejected_steps"],
         result=solution.result,
+        stop_kind=code,
     )
-    return scan, step_times
+    return scan, ending
+
+
+class _Ending(NamedTuple):
+    """Where an adaptive solve ended (recorded by ``_integrate(record_steps=True)``), for ``solve``'s report."""
+
+    step_times: jax.Array  # (max_steps,) end times of the accepted steps, inf after the last
+    reached: jax.Array  # () the time the solver reached
+    last_step: jax.Array  # () its last accepted step (inf if none)
+    speed: jax.Array  # () the norm of the vector field at the state it reached
+    finite: jax.Array  # () bool: whether that state is finite
+    blow_up: jax.Array  # () bool: speed * interval > BLOW_UP_SPEED * (1 + |theta|) there, or speed not finite
+    # (then the solve stopped on its way to a finite-time blow-up, whether it stalled or spent its budget first)
+    state: Any  # the state it reached
+
+
+def _ending(vector_field, position, solution, interval) -> _Ending:
+    """The :class:`_Ending` of a diffrax solution saved with ``_integrate``'s three sub-saves (traceable)."""
+    ends, state = solution.ys[1], jax.tree.map(lambda leaf: leaf[0], solution.ys[2])
+    accepted = solution.stats["num_accepted_steps"]
+    times = jnp.concatenate([solution.ts[0][:1], ends])
+    reached = times[accepted]
+    last_step = jnp.where(accepted > 0, reached - times[jnp.maximum(accepted - 1, 0)], jnp.inf)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(state)]))
+
+    def norm_of_field(_):
+        velocity = vector_field(reached, state)
+        return jnp.sqrt(sum(jnp.sum(jnp.abs(leaf) ** 2) for leaf in jax.tree.leaves(velocity))).astype(reached.dtype)
+
+    # only a failed solve needs it (a finished one is not charged an extra evaluation)
+    successful = solution.result == diffrax.RESULTS.successful
+    speed = jax.lax.cond(successful, lambda _: jnp.zeros((), reached.dtype), norm_of_field, None)
+    size = jnp.linalg.norm(position(state))
+    blow_up = ~jnp.isfinite(speed) | (speed * interval > BLOW_UP_SPEED * (1.0 + size))
+    return _Ending(ends, reached, last_step, speed, finite, blow_up, state)
+
+
+# What stopped a solve, by the code in FlowScan.stop_kind (Solution.stop_kind holds the name).
+STOP_KINDS = (None, "non-finite", "blow-up", "step-collapse", "budget")
+# A failed solve whose last accepted step was below this fraction of the save interval stalled
+# (at that pace its step budget could never reach the next save time).
+STALL = 1e-5
+# A failed solve stopped where one save interval at the field's speed would carry the state this
+# many times its own size away is on its way to a finite-time blow-up (stalled or out of budget).
+BLOW_UP_SPEED = 1e6
 
 
 def _check_flow(flow) -> None:
@@ -197,6 +267,7 @@ def solve_scan(
     solver: str = "dopri8",
     max_steps: int = 100_000,
     fixed_steps_per_interval: int | None = None,
+    diagnose: bool = False,
 ) -> FlowScan:
     r"""Integrate ``flow`` from the state ``state0`` and save it at ``ts``: the jit- and vmap-friendly :func:`solve`.
 
@@ -215,6 +286,9 @@ def solve_scan(
       rtol, atol, solver, max_steps: as for :func:`solve`.
       fixed_steps_per_interval: for ``"euler"`` and ``"rk4"`` only: equal steps between
         consecutive save times.
+      diagnose: for the adaptive solvers, tell in ``stop_kind`` a blow-up, a step-size collapse
+        and a spent budget apart (as :func:`solve` does, with ``ts[1] - ts[0]`` as the save
+        interval); it records every accepted step's time, ``max_steps`` floats per solve.
 
     Returns:
       A :class:`~gdflows.FlowScan`; entries after a failed solve are non-finite and
@@ -238,6 +312,8 @@ def solve_scan(
         solver_name=solver,
         max_steps=max_steps,
         substeps=fixed_steps_per_interval,
+        record_steps=diagnose,
+        after_step=flow.after_step,
     )[0]
 
 
@@ -442,7 +518,7 @@ def solve(
         return Solution(t, np.asarray(theta0)[None], loss0, state, SolverStats(0, 0, 0), **settings)
 
     with monitoring(monitor) if monitor is not None else contextlib.nullcontext() as key:
-        out, step_times = _integrate(
+        out, ending = _integrate(
             flow.vector_field,
             flow.position,
             flow.loss,
@@ -456,6 +532,7 @@ def solve(
             substeps=substeps,
             record_steps=True,
             monitor=key,
+            after_step=flow.after_step,
         )
         positions, losses = np.asarray(out.theta), np.asarray(out.loss)  # waits for the solve
     accepted, rejected = int(out.accepted_steps), int(out.rejected_steps)
@@ -464,11 +541,11 @@ def solve(
     else:
         stats = SolverStats(accepted, rejected, _evaluations(solver, accepted + rejected))
     finite = np.isfinite(losses) & np.all(np.isfinite(positions), axis=1)
-    successful = bool(out.successful)
     stopped = monitor is not None and monitor.stopped and out.result == diffrax.RESULTS.event_occurred
     if monitor is not None:
         monitor.close(float(t[np.argmin(finite) - 1]) if not finite.all() else float(t[-1]), accepted, rejected)
-    if (successful or stopped) and finite.all():  # a wall-time stop on the last step loses nothing
+    kind = STOP_KINDS[int(out.stop_kind)]
+    if (kind is None or stopped) and finite.all():  # a wall-time stop on the last step loses nothing
         return Solution(t, positions, losses, out.state, stats, **settings)
     if stopped:
         first_bad = int(np.argmin(finite))
@@ -480,18 +557,50 @@ def solve(
         full = Solution(t, positions, losses, out.state, stats, **settings)
         return _stopped(flow, h, full, first_bad, reason, kind="wall-time", category=WallTimeWarning)
     first_bad = int(np.argmin(finite)) if not finite.all() else len(t) - 1
-    reason = _describe(out.result) if not successful else "the state became non-finite"
-    if not successful and step_times is not None:
-        collapse = _collapse_time(np.asarray(step_times), float(t[0]), h / saves_per_step)
-        if collapse is not None:
-            start, stall = collapse
-            first_bad = min(first_bad, int(np.searchsorted(t, start, side="left")))
+    reason = "the state became non-finite" if bool(out.successful) else _describe(out.result)
+    if ending is not None and kind in ("blow-up", "step-collapse", "budget"):
+        interval = h / saves_per_step
+        reached = float(ending.reached)
+        where = f"t = {reached:.10g} (GD step {reached / h:.4g} of {steps})"
+        if kind == "budget":
             reason = (
-                f"the solver's step size collapsed below {STEP_COLLAPSE:g} of the save interval from t = {start:.10g} "
-                f"on and it stalled at t = {stall:.10g} ({reason}); save times from t = {start:.10g} on are not "
-                "resolved, even one the solver landed on"
+                f"the solver spent its budget of max_steps={max_steps} steps ({accepted} accepted, {rejected} "
+                f"rejected) by {where} on steps of ordinary size; raise max_steps (e.g. max_steps={4 * max_steps})"
             )
-    return _stopped(flow, h, Solution(t, positions, losses, out.state, stats, **settings), first_bad, reason)
+        elif kind == "blow-up":
+            reason = (
+                f"a blow-up: the solver stopped at {where}, where the vector field has norm {float(ending.speed):.3g}, "
+                f"enough to carry the state over {BLOW_UP_SPEED:g} times its size away within one save interval; its "
+                f"last step was {float(ending.last_step) / interval:.3g} of the save interval"
+            )
+        else:
+            reason = (
+                f"the solver stalled at {where}, its last step {float(ending.last_step) / interval:.3g} of the save "
+                f"interval (the vector field there has norm {float(ending.speed):.3g}, not a blow-up"
+                f"{_nearest_one(flow, ending.state)})"
+            )
+        collapse = _collapse_time(np.asarray(ending.step_times), float(t[0]), interval)
+        if collapse is not None:
+            start, _ = collapse
+            first_bad = min(first_bad, int(np.searchsorted(t, start, side="left")))
+            reason += (
+                f"; its step size collapsed below {STEP_COLLAPSE:g} of the save interval from t = {start:.10g} on, "
+                f"so save times from t = {start:.10g} on are not resolved, even one the solver landed on"
+            )
+    return _stopped(flow, h, Solution(t, positions, losses, out.state, stats, **settings), first_bad, reason, kind)
+
+
+def _nearest_one(flow: Flow, state) -> str:
+    """For a flow with a ``stall_spectrum``: its eigenvalues of hH nearest 1 and nearest the cut {1 + is: s > 0}."""
+    if flow.stall_spectrum is None:
+        return ""
+    x = np.asarray(flow.stall_spectrum(state))
+    to_cut = np.where(x.imag >= 0, np.abs(x.real - 1.0), np.abs(x - 1.0))  # the half-line {1 + is: s >= 0}
+    text = ""
+    for name, distance in (("1", np.abs(x - 1.0)), ("the cut 1 + is (s > 0)", to_cut)):
+        nearest = complex(x[np.argmin(distance)])
+        text += f"; the eigenvalue of hH nearest {name} is {nearest.real:.6g}{nearest.imag:+.6g}i"
+    return text
 
 
 # A failed adaptive solve whose accepted steps fell below this fraction of the save interval
@@ -530,8 +639,8 @@ def _stopped(
     full: Solution,
     first_bad: int,
     reason: str,
+    kind: str = "non-finite",
     *,
-    kind: str | None = None,
     category: type[Warning] = DivergenceWarning,
 ) -> Solution:
     """``full`` cut before the save index ``first_bad``, with where, why (``reason``, ``kind``) it stopped; warns."""

@@ -42,6 +42,11 @@ class Flow(NamedTuple):
       factory: ``flat_loss -> Flow``, the factory that built the flow with its options bound
         (None for a hand-made flow); :func:`gdflows.solve` calls it to run the flow on pytree
         parameters.
+      after_step: optional ``state -> state``, applied by :func:`gdflows.solve` to the state at
+        the end of every solver step, for state that records the path rather than being
+        integrated (its derivative in ``vector_field`` is zero); None for most flows.
+      stall_spectrum: optional ``state -> eigenvalues of hH`` there, which :func:`gdflows.solve`
+        reports (the one nearest 1) when its steps collapse; None for most flows.
 
     ``loss`` is the factory's loss with its ``args`` bound; ``init``, ``vector_field`` and
     ``position`` work on the flat vector :math:`\theta` of a loss of a flat vector (``init``
@@ -56,6 +61,8 @@ class Flow(NamedTuple):
     vector_field: Callable[[Any, State], State]
     position: Callable[[State], jax.Array]
     factory: Callable[[Callable], Flow] | None = None
+    after_step: Callable[[State], State] | None = None
+    stall_spectrum: Callable[[State], jax.Array] | None = None
 
 
 def flow_factory(make: Callable[..., Flow]) -> Callable[..., Flow]:
