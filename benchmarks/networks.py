@@ -93,7 +93,7 @@ def krylov_error(dims: list[int]) -> dict:
     out = {"parameters": net.size, "lr": LR, "checkpoint": CHECKPOINT, "h_lambda_max": LR * sharp, "rows": []}
     references = {}
     for space in ("real", "complex"):
-        flow = gf.principal_flow(net.loss, lr=LR, space=space)
+        flow = gf.principal_flow(net.loss, lr=LR, space=space, spectrum="dense")  # the reference
         references[space] = jax.jit(flow.vector_field)(0.0, flow.init(theta))
     for m in dims:
         row = {"m": m}
