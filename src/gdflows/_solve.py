@@ -591,10 +591,14 @@ def solve(
 
 
 def _nearest_one(flow: Flow, state) -> str:
-    """For a flow with a ``stall_spectrum``: its eigenvalues of hH nearest 1 and nearest the cut {1 + is: s > 0}."""
+    """For a flow with a ``stall_spectrum`` (that gives one here): its eigenvalues of hH nearest 1 and nearest the
+    cut {1 + is: s > 0}."""
     if flow.stall_spectrum is None:
         return ""
-    x = np.asarray(flow.stall_spectrum(state))
+    x = flow.stall_spectrum(state)
+    if x is None:
+        return ""
+    x = np.asarray(x)
     to_cut = np.where(x.imag >= 0, np.abs(x.real - 1.0), np.abs(x - 1.0))  # the half-line {1 + is: s >= 0}
     text = ""
     for name, distance in (("1", np.abs(x - 1.0)), ("the cut 1 + is (s > 0)", to_cut)):

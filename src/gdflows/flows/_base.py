@@ -45,7 +45,7 @@ class Flow(NamedTuple):
       after_step: optional ``state -> state``, applied by :func:`gdflows.solve` to the state at
         the end of every solver step, for state that records the path rather than being
         integrated (its derivative in ``vector_field`` is zero); None for most flows.
-      stall_spectrum: optional ``state -> eigenvalues of hH`` there, which :func:`gdflows.solve`
+      stall_spectrum: optional ``state -> eigenvalues of hH`` there (or None), which :func:`gdflows.solve`
         reports (the one nearest 1) when its steps collapse; None for most flows.
 
     ``loss`` is the factory's loss with its ``args`` bound; ``init``, ``vector_field`` and

@@ -262,7 +262,10 @@ def principal_flow(
     dense = bind(_dense_field, loss, jnp.asarray(h), holomorphic, branch)
     krylov = bind(_krylov_field, loss, jnp.asarray(h), holomorphic, krylov_dim, branch)
     field = {"dense": dense, "krylov": krylov, "auto": bind(_auto_field, dense, krylov)}[spectrum]
-    spectrum_at = bind(_spectrum_at, loss, jnp.asarray(h), holomorphic) if spectrum == "dense" else None
+    spectrum_at = {
+        "dense": bind(_spectrum_at, loss, jnp.asarray(h), holomorphic),
+        "auto": bind(_auto_spectrum_at, bind(_spectrum_at, loss, jnp.asarray(h), holomorphic)),
+    }.get(spectrum)
     if not holomorphic:
         return parameter_flow("PF (real part)", loss, field, lr=h)._replace(stall_spectrum=spectrum_at)
 
@@ -317,6 +320,12 @@ KRYLOV_ABOVE = 100
 
 def _auto_field(dense, krylov, x):
     return krylov(x) if x.shape[0] > KRYLOV_ABOVE else dense(x)
+
+
+def _auto_spectrum_at(spectrum_at, state):
+    """The stall report's spectrum where ``"auto"`` is dense; None above (no dense eigensolve of a network)."""
+    position = state[0] if isinstance(state, tuple) else state
+    return spectrum_at(state) if position.shape[-1] <= KRYLOV_ABOVE else None
 
 
 def _complex_field(field, t, state):
