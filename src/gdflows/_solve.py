@@ -301,10 +301,8 @@ def solve_scan(
     _check_solver(solver, fixed_steps_per_interval, "fixed_steps_per_interval")
     if fixed_steps_per_interval is not None:
         fixed_steps_per_interval = check_positive_int("fixed_steps_per_interval", fixed_steps_per_interval)
-    return _integrate(
-        flow.vector_field,
-        flow.position,
-        flow.loss,
+    return _integrate_flow(
+        flow,
         state0,
         ts=jnp.asarray(ts),
         rtol=rtol,
@@ -313,8 +311,13 @@ def solve_scan(
         max_steps=max_steps,
         substeps=fixed_steps_per_interval,
         record_steps=diagnose,
-        after_step=flow.after_step,
     )[0]
+
+
+def _integrate_flow(flow: Flow, state0, **settings):
+    """:func:`_integrate` on ``flow``'s traced functions (never the flow itself: its name and ``lr`` would key the
+    compilation cache)."""
+    return _integrate(flow.vector_field, flow.position, flow.loss, state0, after_step=flow.after_step, **settings)
 
 
 def _flat_flow(flow: Flow, theta0) -> tuple[Flow, jax.Array, object]:
@@ -518,10 +521,8 @@ def solve(
         return Solution(t, np.asarray(theta0)[None], loss0, state, SolverStats(0, 0, 0), **settings)
 
     with monitoring(monitor) if monitor is not None else contextlib.nullcontext() as key:
-        out, ending = _integrate(
-            flow.vector_field,
-            flow.position,
-            flow.loss,
+        out, ending = _integrate_flow(
+            flow,
             state0,
             ts=ts,
             rtol=rtol,
@@ -532,7 +533,6 @@ def solve(
             substeps=substeps,
             record_steps=True,
             monitor=key,
-            after_step=flow.after_step,
         )
         positions, losses = np.asarray(out.theta), np.asarray(out.loss)  # waits for the solve
     accepted, rejected = int(out.accepted_steps), int(out.rejected_steps)
