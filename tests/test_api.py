@@ -93,7 +93,7 @@ class TestTypedResults:
 
 def test_every_exception_lives_in_errors_and_is_exported():
     names = [n for n, v in vars(gdflows.errors).items() if isinstance(v, type) and issubclass(v, Exception)]
-    assert len(names) == 7 and sorted(names) == sorted(gdflows.errors.__all__)
+    assert len(names) == 9 and sorted(names) == sorted(gdflows.errors.__all__)
     for name in names:
         assert getattr(gf, name) is getattr(gdflows.errors, name), name
 
