@@ -260,7 +260,7 @@ def test_gd_with_sharpness_matches_gd_and_dense_spectra(net):
 def test_krylov_pf_vector_field_matches_dense(net, space):
     flat, theta, _ = net
     h = 0.6
-    dense = gf.principal_flow(flat.loss, lr=h, space=space)
+    dense = gf.principal_flow(flat.loss, lr=h, space=space, spectrum="dense")
     krylov = gf.principal_flow(flat.loss, lr=h, space=space, spectrum="krylov", krylov_dim=flat.size)
     state = dense.init(theta)
     if space == "complex":
