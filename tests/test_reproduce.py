@@ -285,3 +285,24 @@ def test_book_refuses_mixed_or_stale_builds_and_marks_pages_when_allowed(tmp_pat
     clean = nbformat.read(stage / "build" / "notebooks" / "X1_demo.ipynb", as_version=4)
     assert "does not match" not in clean.cells[0].source
     assert "does not match" not in nbformat.read(build / "notebooks" / "X2_other.ipynb", as_version=4).cells[0].source
+
+
+def test_streams_read_on_the_page_as_a_terminal_leaves_them():
+    """A progress line redrawn with carriage returns shows its final state, once; other output is kept."""
+    cell = nbformat.v4.new_code_cell("solve(...)")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="before\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="\rPF: GD step 1/3"),
+        nbformat.v4.new_output("stream", name="stderr", text="\rPF: GD step 2/3"),
+        nbformat.v4.new_output("stream", name="stderr", text="\rPF: GD step 3/3 done\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="kept\r"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    runner._settle_streams(notebook)
+    texts = [(o["output_type"], o.get("name"), o.get("text")) for o in notebook.cells[0].outputs]
+    assert texts == [
+        ("stream", "stdout", "before\n"),
+        ("stream", "stderr", "PF: GD step 3/3 done\nkept"),
+        ("execute_result", None, None),
+    ]

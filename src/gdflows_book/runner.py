@@ -115,6 +115,29 @@ def _read_back(notebook) -> dict:
     raise ReproduceError("the kernel did not print its parameters (the read-back cell has no output)")
 
 
+def _settle_streams(notebook) -> None:
+    r"""Each cell's consecutive stream outputs (stdout, stderr) merged, and every line shown as a terminal
+    leaves it: the text after its last ``\r``. A live progress line (``gdflows.solve``'s display redraws
+    itself with ``\r``) then reads on the page as its final state, not as one line per redraw."""
+    for cell in notebook.cells:
+        merged = []
+        for output in cell.get("outputs", []):
+            previous = merged[-1] if merged else None
+            if (
+                output.get("output_type") == "stream"
+                and previous is not None
+                and (previous.get("output_type") == "stream" and previous.get("name") == output.get("name"))
+            ):
+                previous["text"] += output["text"]
+            else:
+                merged.append(output)
+        for output in merged:
+            if output.get("output_type") == "stream" and "\r" in output["text"]:
+                output["text"] = "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in output["text"].split("\n"))
+        if "outputs" in cell:
+            cell["outputs"] = merged
+
+
 def _provenance_cell(record: dict):
     import nbformat
 
@@ -200,6 +223,7 @@ def execute(
     seconds = time.perf_counter() - start
     executed = nbformat.read(target, as_version=4)
     used = _read_back(executed)
+    _settle_streams(executed)
     record = provenance(used, seconds=seconds, root=root) | common | {"status": "ok"}
     executed.cells.append(_provenance_cell(record))
     nbformat.write(executed, target)
