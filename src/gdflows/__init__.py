@@ -42,7 +42,8 @@ from gdflows._results import (
     SolverStats,
     TrainRun,
 )
-from gdflows._solve import STOP_KINDS, solve, solve_scan
+from gdflows._solve import STOP_KINDS as _STOP_KINDS
+from gdflows._solve import solve, solve_scan
 from gdflows.errors import (
     CostWarning,
     DivergenceWarning,
@@ -71,6 +72,11 @@ from gdflows.flows import (
 )
 from gdflows.optim import DALState, dal, scale_by_dal
 from gdflows.spectral import hessian, hvp, sharpness
+
+#: The names of the codes in :attr:`FlowScan.stop_kind`: ``STOP_KINDS[code]`` says what stopped a solve
+#: (None: it finished). :attr:`Solution.stop_kind` holds the name itself, or ``"wall-time"`` after
+#: :func:`solve`'s ``max_wall_time``.
+STOP_KINDS = _STOP_KINDS
 
 __version__ = "0.1.0"
 
