@@ -52,10 +52,10 @@ class Monitor:
       stream: where the display goes (``sys.stderr`` when None, read at each write).
     """
 
-    def __init__(self, name: str, *, t0: float, h: float, steps: int, progress, max_wall_time, stream=None):
+    def __init__(self, name: str, *, t0: float, h: float, steps: int, progress, max_wall_time, stream=None, start=None):
         self.name, self.t0, self.h, self.steps = name, t0, h, steps
         self.progress, self.max_wall_time, self._stream = progress, max_wall_time, stream
-        self.start = time.perf_counter()
+        self.start = time.perf_counter() if start is None else start  # the clock max_wall_time counts from
         self.t, self.accepted, self.rejected = t0, 0, 0
         self.stopped = False  # whether the wall-time limit ended the solve
         self.showing = progress is True

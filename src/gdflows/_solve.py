@@ -468,8 +468,9 @@ def solve(
     theta0 = check_theta0(theta0, entry="solve")
     monitor = None
     if progress is True or max_wall_time is not None or (progress == "auto" and theta0.size >= AUTO_PARAMETERS):
-        monitor = Monitor(flow.name, t0=0.0, h=h, steps=steps, progress=progress, max_wall_time=max_wall_time)
-        monitor.start = start
+        monitor = Monitor(
+            flow.name, t0=0.0, h=h, steps=steps, progress=progress, max_wall_time=max_wall_time, start=start
+        )
     _steer_central(flow, theta0)
     rtol = check_number("rtol", rtol, example="rtol=1e-10")
     atol = check_number("atol", atol, example="atol=1e-12")
