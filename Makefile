@@ -8,6 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUILD ?= build
+# Notebooks at once in smoke runs (paper runs keep one: their wall times are results).
+JOBS ?= 2
 
 .PHONY: setup book reproduce smoke html test lint chromium clean
 
@@ -33,7 +35,7 @@ reproduce: setup
 	$(BIN)/python -m gdflows_book reproduce --build-dir $(BUILD) $(NAMES)
 
 smoke: setup
-	$(BIN)/python -m gdflows_book reproduce --smoke --build-dir $(BUILD) $(NAMES)
+	$(BIN)/python -m gdflows_book reproduce --smoke --jobs $(JOBS) --build-dir $(BUILD) $(NAMES)
 
 html: setup
 	$(BIN)/python -m gdflows_book book --build-dir $(BUILD)

@@ -1,7 +1,9 @@
-"""Shared set-up: float64 everywhere (enabled here, not by importing gdflows), and one smoke build of every notebook."""
+"""Shared set-up: float64 everywhere (enabled here, not by importing gdflows), and one smoke build of every notebook
+(run a few at a time)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jax
@@ -10,6 +12,9 @@ import pytest
 jax.config.update("jax_enable_x64", True)  # importing gdflows leaves JAX's precision alone
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Notebooks executed at once for the smoke build: one per core, at most four. Smoke runs report no
+#: timing as a result, so sharing the cores changes nothing a check reads.
+SMOKE_JOBS = max(1, min(4, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="session")
@@ -20,5 +25,5 @@ def smoke_build() -> Path:
     from gdflows_book import runner
 
     build = ROOT / "build-smoke"
-    runner.reproduce([], root=ROOT, build=build, smoke=True)
+    runner.reproduce([], root=ROOT, build=build, smoke=True, jobs=SMOKE_JOBS)
     return build

@@ -209,6 +209,23 @@ def test_the_cache_skips_unchanged_runs_and_reruns_changed_ones(tmp_path, capsys
     assert [o.status for o in runner.reproduce(["X1"], root=tmp_path, build=build, smoke=True)] == ["ok"]
 
 
+def test_notebooks_run_in_parallel_give_the_same_records_and_stop_at_a_failure(tmp_path, capsys):
+    make_repo(tmp_path)
+    make_repo(tmp_path, name="X2_other", body=BODY.replace("X1_plot", "X2_plot"))
+    build = tmp_path / "build"
+    outcomes = runner.reproduce([], root=tmp_path, build=build, jobs=2)
+    assert [(o.name, o.status) for o in outcomes] == [("X1_demo", "ok"), ("X2_other", "ok")]  # book order
+    assert record(build)["status"] == "ok" and record(build, "X2_other")["parameters"]["steps"] == 3
+    assert (build / "figures" / "X2_plot.png").read_text() == "3"
+    assert [o.status for o in runner.reproduce([], root=tmp_path, build=build, jobs=2)] == ["cached", "cached"]
+    with pytest.raises(runner.ReproduceError, match=r"notebook X\d_\w+ failed .*steps is 13"):
+        runner.reproduce([], root=tmp_path, build=build, jobs=2, overrides={"steps": 13})
+    assert "failed" in {record(build)["status"], record(build, "X2_other")["status"]}
+    with pytest.raises(runner.ReproduceError, match="jobs must be a positive integer"):
+        runner.reproduce([], root=tmp_path, build=build, jobs=0)
+    capsys.readouterr()
+
+
 SCRIPT = """
 import os, sys
 from gdflows_book.benchmarks import parse_args, write_results

@@ -35,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         help="set a notebook parameter; the value is JSON (a string is quoted: -p name='\"text\"')",
     )
     run.add_argument("--force", action="store_true", help="execute even where the cache holds a run with equal inputs")
+    run.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        help="notebooks to run at once (default 1; keep 1 where wall times are results, as in the paper run)",
+    )
     _common(run)
     book = commands.add_parser("book", help="render the executed notebooks and the prose with Jupyter Book")
     book.add_argument("--no-strict", action="store_true", help="do not treat Sphinx warnings as errors")
@@ -56,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "reproduce":
             overrides = parameters.parse(args.parameter)
             runner.reproduce(
-                args.names, root=root, build=build, smoke=args.smoke, overrides=overrides, force=args.force
+                args.names,
+                root=root,
+                build=build,
+                smoke=args.smoke,
+                overrides=overrides,
+                force=args.force,
+                jobs=args.jobs,
             )
         elif args.command == "book":
             html = bk.build_book(root=root, build=build, strict=not args.no_strict, allow_mixed=args.allow_mixed)

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from gdflows_book import cache, status
@@ -293,23 +294,36 @@ def reproduce(
     smoke: bool = False,
     overrides: dict | None = None,
     force: bool = False,
+    jobs: int = 1,
 ) -> list[Outcome]:
-    """Execute the chosen notebooks in order (with no names: every notebook, then every benchmark,
-    ``--quick`` with ``smoke``), reporting progress; stop at the first failure. The status page is
-    rewritten in every case."""
+    """Execute the chosen notebooks (with no names: every notebook, then every benchmark, ``--quick``
+    with ``smoke``), reporting progress; stop at the first failure. The status page is rewritten in
+    every case.
+
+    ``jobs`` notebooks run at once, each in its own process and kernel, the longest (by the previous
+    run's time) first; the outcomes come back in book order. Each notebook's numbers do not depend on
+    ``jobs``, but its wall times do: keep ``jobs=1`` where timings are results (the paper run, whose
+    notebooks and status page report them). Benchmark scripts always run one at a time, for the same
+    reason.
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ReproduceError(f"jobs must be a positive integer (notebooks run at once), got {jobs!r}")
     root = repository(root)
     build = Path(build).resolve()
     chosen = select(names, root)
     scripts = [] if names else benchmark_scripts(root)
     total = len(chosen) + len(scripts)
     mode = "smoke" if smoke else "paper"
+    run = partial(execute, smoke=smoke, build=build, overrides=overrides, root=root, force=force)
     outcomes = []
     try:
-        for index, name in enumerate(chosen, 1):
-            print(f"[{index}/{total}] {name} ({mode} settings) ...", flush=True)
-            outcome = execute(name, smoke=smoke, build=build, overrides=overrides, root=root, force=force)
-            outcomes.append(outcome)
-            print(f"[{index}/{total}] {name} {_said(outcome)}", flush=True)
+        if jobs == 1 or len(chosen) < 2:
+            for index, name in enumerate(chosen, 1):
+                print(f"[{index}/{total}] {name} ({mode} settings) ...", flush=True)
+                outcomes.append(run(name))
+                print(f"[{index}/{total}] {name} {_said(outcomes[-1])}", flush=True)
+        else:
+            outcomes = _run_in_parallel(run, chosen, jobs=jobs, total=total, mode=mode, build=build)
         for index, script in enumerate(scripts, len(chosen) + 1):
             print(f"[{index}/{total}] benchmarks/{script.name} ({'quick' if smoke else 'full'}) ...", flush=True)
             outcomes.append(run_benchmark(script, quick=smoke, build=build, root=root, force=force))
@@ -318,6 +332,37 @@ def reproduce(
         if build.exists():
             status.write(root, build)
     return outcomes
+
+
+def _run_in_parallel(run, chosen: list[str], *, jobs: int, total: int, mode: str, build: Path) -> list[Outcome]:
+    """``run`` on every name in ``jobs`` worker processes, longest first; on a failure, cancel what has
+    not started, let the running ones finish (their records stay consistent) and raise the first error."""
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    def previous_time(name: str) -> float:
+        record = read_record(build / "notebooks" / f"{name}.provenance.json")
+        return (record or {}).get("run_time_s", float("inf"))
+
+    order = sorted(chosen, key=previous_time, reverse=True)
+    done: dict[str, Outcome] = {}
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {}
+        for name in order:
+            print(f"[{chosen.index(name) + 1}/{total}] {name} ({mode} settings) queued ...", flush=True)
+            futures[pool.submit(run, name)] = name
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in finished:
+                name = futures[future]
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()
+                done[name] = future.result()
+                print(f"[{chosen.index(name) + 1}/{total}] {name} {_said(done[name])}", flush=True)
+    return [done[name] for name in chosen]
 
 
 def _said(outcome: Outcome) -> str:
