@@ -414,3 +414,26 @@ def test_status_page_links_the_screenshots(tmp_path: Path):
     (tmp_path / "screenshots" / "F1_oscillation-400.png").write_bytes(b"")
     page = status.write(ROOT, tmp_path).read_text()
     assert "{download}`F1_oscillation-400.png <screenshots/F1_oscillation-400.png>`" in page
+
+
+def test_ledger_page_shows_every_claim_and_check_of_the_build_as_written(site: Path, server: str, browser, smoke_build):
+    """The ledger as a reader sees it: every published claim with its verdict and every check of every notebook,
+    their text unmangled by Markdown (underscores, dollars, bars), and no notebook missing."""
+    import json
+
+    from gdflows_book.layout import available
+
+    rows = json.loads((smoke_build / "ledger.json").read_text())
+    assert {row["name"] for row in rows} == set(available(ROOT))
+    assert all(row["state"] == "ok" for row in rows), [(r["name"], r["state"]) for r in rows if r["state"] != "ok"]
+    text = " ".join(_visit(browser, f"{server}/build/ledger.html")["text"].split())
+    claims = [claim for row in rows for claim in row["paper_claims"]]
+    checks = [check for row in rows for check in row["checks"]]
+    assert claims and checks
+    for item in claims + checks:
+        assert " ".join(item["claim"].split()) in text, f"the ledger does not show {item['claim']!r} as written"
+    for claim in claims:
+        assert f"{' '.join(claim['source'].split())} {claim['verdict']}" in text
+    assert f"Our checks: {len(checks)}, {len(checks)} passed" in text
+    verdicts = {claim["verdict"] for claim in claims}
+    assert {"reproduced", "reproduced in part", "not testable here"} <= verdicts

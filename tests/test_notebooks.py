@@ -23,7 +23,7 @@ def test_notebook_runs_in_smoke_mode(smoke_build, name):
     record = json.loads(executed.with_suffix(".provenance.json").read_text())
     assert record["mode"] == "smoke" and record["status"] == "ok"
     figure = name.split("_")[0]
-    checks = json.loads((smoke_build / "checks" / f"{figure}.json").read_text())
+    checks = json.loads((smoke_build / "checks" / f"{figure}.json").read_text())["checks"]
     assert checks and all(row["passed"] for row in checks)
     assert any(p.name.startswith(figure) for p in (smoke_build / "figures").glob("*.png"))
     assert any(p.name.startswith(figure) for p in (smoke_build / "figures").glob("*.pdf"))

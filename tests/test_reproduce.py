@@ -226,6 +226,58 @@ def test_notebooks_run_in_parallel_give_the_same_records_and_stop_at_a_failure(t
     capsys.readouterr()
 
 
+LEDGER_BODY = """
+from gdflows_book.checks import Checks
+checks = Checks("X1", build_dir)
+checks.at_most("error of the demo", steps * 1e-3, 1e-2)
+checks.paper_claim(
+    "the demo converges", source="Demo et al. 2099, §1", verdict="reproduced in part", rests_on="demo", note="n = 3"
+)
+checks.show()
+"""
+
+
+def test_the_ledger_shows_each_claim_with_its_run_and_a_failure_in_place_of_an_old_verdict(tmp_path):
+    make_repo(tmp_path, body=LEDGER_BODY)
+    build = tmp_path / "build"
+    runner.reproduce(["X1"], root=tmp_path, build=build)
+    page = (build / "ledger.md").read_text()
+    revision = record(build)["git_revision"]
+    claim = next(line for line in page.splitlines() if "the demo converges" in line)
+    assert "Demo et al. 2099, §1" in claim and "reproduced in part" in claim
+    assert "n = 3 error of the demo: 0.003 (required ≤ 0.01)" in claim  # the evidence quotes the check
+    check = next(line for line in page.splitlines() if "| error of the demo |" in line)
+    assert "| 0.003 | ≤ 0.01 | ✓ passed |" in check and f"`{revision}`" in check
+    assert "1 (1 reproduced in part)" in page and "**Our checks:** 1, 1 passed" in page
+    (rows,) = json.loads((build / "ledger.json").read_text())
+    assert rows["state"] == "ok" and rows["paper_claims"][0]["verdict"] == "reproduced in part"
+
+    with pytest.raises(runner.ReproduceError):
+        runner.reproduce(["X1"], root=tmp_path, build=build, overrides={"steps": 30})
+    page = (build / "ledger.md").read_text()
+    assert "the demo converges" not in page  # no old verdict survives the failed run
+    failed = next(line for line in page.splitlines() if "failed in the last build" in line)
+    assert "error of the demo: measured 0.03, required ≤ 0.01" in failed
+    assert "**Our checks:** 0, 0 passed" in page and "X1: failed" in page
+
+
+def test_paper_claims_need_a_known_verdict_a_source_and_a_check():
+    from gdflows_book.checks import Checks
+
+    checks = Checks("F0", "unused")
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        checks.paper_claim("x", source="A 2020", verdict="confirmed")
+    with pytest.raises(ValueError, match="source must name the paper"):
+        checks.paper_claim("x", source=" ", verdict="reproduced")
+    with pytest.raises(ValueError, match="rests on no check"):
+        checks.paper_claim("x", source="A 2020", verdict="reproduced", rests_on="error")
+    checks.paper_claim("y", source="B 2021", verdict="not testable here", note="equations not available")
+    checks.at_most("error of y", 1e-9, 1e-8)
+    checks.paper_claim("x", source="A 2020", verdict="reproduced", rests_on="error")
+    assert checks.paper_claims[1].evidence == "error of y: 1e-09 (required ≤ 1e-08)"
+    assert [c.claim for c in checks.paper_claims] == ["y", "x"]
+
+
 SCRIPT = """
 import os, sys
 from gdflows_book.benchmarks import parse_args, write_results

@@ -1,8 +1,10 @@
 """Claim checks: each figure's claim as a measured number, an assertion and a table row.
 
 A notebook builds a :class:`Checks` (its figure tag and the build tree), calls :meth:`Checks.at_most` and friends (each
-records the measured value and asserts it, with a message that prints the number), then
-:meth:`Checks.show` displays the table and writes it to ``<build>/checks/<name>.json``.
+records the measured value and asserts it, with a message that prints the number), states with
+:meth:`Checks.paper_claim` which published claims the figure tests and the verdict its measurements give, then
+:meth:`Checks.show` displays the table and writes both to ``<build>/checks/<name>.json``, from which the book's claims
+ledger (:mod:`gdflows_book.ledger`) is built.
 
 The table is HTML, not Markdown: it renders as a table in Jupyter and in the book alike (whatever the renderer does
 with ``text/markdown``), and each row carries the class ``check-passed`` or ``check-failed`` for the book's style
@@ -26,6 +28,19 @@ class Check:
     passed: bool
 
 
+#: The verdicts a figure can give on a published claim.
+VERDICTS = ("reproduced", "reproduced in part", "not reproduced", "not testable here")
+
+
+@dataclass
+class PaperClaim:
+    claim: str  # the claim's substance, in our words
+    source: str  # the paper (and section where known)
+    verdict: str  # one of VERDICTS
+    note: str  # what the verdict rests on, in words
+    evidence: str  # the checks it rests on, with their measured values and requirements
+
+
 @dataclass
 class Checks:
     """The list of asserted claims of one figure."""
@@ -33,6 +48,7 @@ class Checks:
     figure: str
     build_dir: str | Path
     rows: list[Check] = field(default_factory=list)
+    paper_claims: list[PaperClaim] = field(default_factory=list)
 
     def that(self, claim: str, passed: bool, *, measured: str, requirement: str) -> None:
         """Record a claim and assert it; the message gives the measured value."""
@@ -54,6 +70,31 @@ class Checks:
         value = float(value)
         ok = math.isfinite(value) and abs(value - target) <= rtol * abs(target)
         self.that(claim, ok, measured=f"{value:.6g}", requirement=f"{target:.6g} ± {rtol:.0e} rel.")
+
+    def paper_claim(
+        self, claim: str, *, source: str, verdict: str, rests_on: str | tuple[str, ...] = (), note: str = ""
+    ) -> None:
+        """State a published claim this figure tests and the verdict its checks give on it.
+
+        ``rests_on``: text found in the claims of the checks recorded so far that decide the verdict; their measured
+        values become the claim's evidence, so the ledger quotes the numbers the figure asserted. Every verdict but
+        ``"not testable here"`` needs at least one such check. The verdict stands only while every check of the
+        figure passes: a failing check stops the notebook, and the ledger then shows the claim as failed in the last
+        build, never an older verdict. ``note``: what the verdict rests on in words (e.g. where the claim stops).
+        """
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+        if not source.strip():
+            raise ValueError("source must name the paper (and section where known) the claim comes from")
+        keys = (rests_on,) if isinstance(rests_on, str) else tuple(rests_on)
+        evidence = [c for c in self.rows if any(key in c.claim for key in keys)]
+        if verdict != "not testable here" and not evidence:
+            raise ValueError(
+                f"{self.figure}: the verdict {verdict!r} on {claim!r} rests on no check: pass rests_on= with text "
+                f"from the claims of the checks that decide it, after recording them (given: {keys})"
+            )
+        measured = "; ".join(f"{c.claim}: {c.measured} (required {c.requirement})" for c in evidence)
+        self.paper_claims.append(PaperClaim(claim, source, verdict, note, measured))
 
     @property
     def glue_name(self) -> str:
@@ -83,15 +124,19 @@ class Checks:
         )
 
     def show(self):
-        """Write ``<build_dir>/checks/<figure>.json``, glue the table as :attr:`glue_name` (not displayed there) and
-        return it for display."""
+        """Write ``<build_dir>/checks/<figure>.json`` (``{"figure", "checks", "paper_claims"}``), glue the table as
+        :attr:`glue_name` (not displayed there) and return it for display."""
         from IPython.display import HTML
         from myst_nb import glue
 
         folder = Path(self.build_dir) / "checks"
         folder.mkdir(parents=True, exist_ok=True)
-        rows = [asdict(c) for c in self.rows]
-        (folder / f"{self.figure}.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False))
+        record = {
+            "figure": self.figure,
+            "checks": [asdict(c) for c in self.rows],
+            "paper_claims": [asdict(c) for c in self.paper_claims],
+        }
+        (folder / f"{self.figure}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False))
         table = HTML(self.html())
         glue(self.glue_name, table, display=False)
         return table

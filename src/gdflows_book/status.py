@@ -1,7 +1,8 @@
 """The status page of a build: every notebook and benchmark with its mode, result, run time,
 git revision, content hashes and whether it came from the cache, read from the records on disk.
 
-``<build>/status.json`` holds the entries; ``<build>/status.md`` is the book's page. The page also links the
+``<build>/status.json`` holds the entries; ``<build>/status.md`` is the book's page; the claims ledger
+(``<build>/ledger.md``) is written beside it from the same entries. The page also links the
 screenshots of the book's pages found in ``<build>/screenshots/`` (written by the browser test,
 ``tests/test_book.py``), so that a reviewer can look at the whole site in a minute.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gdflows_book import cache
+from gdflows_book import cache, ledger
 from gdflows_book.layout import available, benchmark_scripts, read_record
 
 
@@ -64,8 +65,10 @@ def _screenshots(build: Path) -> list[str]:
 
 
 def write(root: Path, build: Path) -> Path:
-    """Write ``status.json`` and ``status.md`` into ``build``; return the page's path."""
+    """Write ``status.json`` and ``status.md`` into ``build``, and the claims ledger from the same entries
+    (:func:`gdflows_book.ledger.write`); return the status page's path."""
     rows = entries(root, build)
+    ledger.write(root, build, rows)
     (build / "status.json").write_text(json.dumps(rows, indent=1))
     modes = sorted({row["mode"] for row in rows if row["mode"]})
     lines = [

@@ -1,5 +1,8 @@
 r"""The rod flow: GD's consecutive iterates as one segment, moving in continuous time.
 
+Derived here from the description of Regis & Chewi (2026); it may differ from the published equations,
+which could not be read where this library was written (see the book page *The rod flow*).
+
 Two consecutive GD iterates span a *rod* with centre :math:`c` and half-length vector
 :math:`\delta`. Take the ends as :math:`\theta_n = c - \delta` and :math:`\theta_{n+1} = c + \delta`;
 GD moves the rod to :math:`[\theta_{n+1}, \theta_{n+2}]`, exactly:
@@ -36,6 +39,9 @@ from gdflows.flows._base import Flow, bind, first, flow_factory, precision_check
 @flow_factory
 def rod_flow(loss, *, lr: float) -> Flow:
     r"""The rod flow of GD with learning rate :math:`h`: two gradient evaluations per field evaluation.
+
+    Derived here from the paper's description (Regis & Chewi 2026); it may differ from the published
+    equations (see the module docstring).
 
     Args:
       loss: the loss :math:`E(\theta)`, any differentiable function (no third derivatives or
