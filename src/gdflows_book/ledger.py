@@ -101,7 +101,7 @@ def page(rows: list[dict], build: Path) -> str:
         "",
         "A verdict says what our measurements show about the claim as the paper states it; *reproduced in part* and "
         "*not reproduced* say where it stops holding, with the numbers. The checks behind each verdict are listed "
-        "under [every check](#every-check) and on the figure's page.",
+        "in the next section and on the figure's page.",
         "",
         "| figure | claim | paper | verdict | what was measured | run |",
         "|---|---|---|---|---|---|",
