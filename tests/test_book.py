@@ -206,9 +206,13 @@ _LAYOUT = r"""
 WINDOWS = {"desktop": (1280, 900), "phone": (400, 860)}
 
 
-def _visit(browser, url: str, *, window: tuple[int, int] = (1200, 1600), screenshot: Path | None = None) -> dict:
+def _visit(
+    browser, url: str, *, window: tuple[int, int] = (1200, 1600), screenshot: Path | None = None, interact=None
+) -> dict:
     """Open ``url`` in a fresh context of the ``window`` size; return what the page showed and every
-    problem seen (and save the first screen to ``screenshot``, as the page opens)."""
+    problem seen (and save the first screen to ``screenshot``, as the page opens). ``interact(page)``, if given,
+    acts on the settled page like a reader and returns a dict of what it saw, kept under ``"interaction"``;
+    problems it causes (console errors) are collected with the rest."""
     width, height = window
     context = browser.new_context(viewport={"width": width, "height": height}, service_workers="block")
     page = context.new_page()
@@ -244,6 +248,8 @@ def _visit(browser, url: str, *, window: tuple[int, int] = (1200, 1600), screens
         if screenshot is not None:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot))
+        if interact is not None:
+            seen["interaction"] = interact(page)
     finally:
         context.close()
     seen["problems"] = problems
@@ -437,3 +443,41 @@ def test_ledger_page_shows_every_claim_and_check_of_the_build_as_written(site: P
     assert f"Our checks: {len(checks)}, {len(checks)} passed" in text
     verdicts = {claim["verdict"] for claim in claims}
     assert {"reproduced", "reproduced in part", "not testable here"} <= verdicts
+
+
+_EXPLORER_PATHS = "els => els.map(e => e.closest('svg').getAttribute('aria-label') + ':' + e.getAttribute('d'))"
+
+
+def _move_the_explorer_slider(page) -> dict:
+    """Read the explorer's panels, press End on its slider as a keyboard user would, read them again."""
+    explorer = page.locator(".gdflows-explorer")
+    before = page.eval_on_selector_all(".gdflows-explorer path[data-flow]", _EXPLORER_PATHS)
+    readout = explorer.locator("output").text_content()
+    slider = explorer.locator("input[type=range]")
+    slider.focus()
+    slider.press("End")
+    return {
+        "panels": explorer.locator("svg.explorer-panel").count(),
+        "dots": explorer.locator("circle[data-flow=GD]").count(),
+        "before": before,
+        "after": page.eval_on_selector_all(".gdflows-explorer path[data-flow]", _EXPLORER_PATHS),
+        "readouts": (readout, explorer.locator("output").text_content()),
+        "last": slider.get_attribute("max"),
+        "value": slider.input_value(),
+    }
+
+
+def test_explorer_slider_redraws_every_panel_without_errors(site: Path, server: str, browser):
+    """The learning-rate explorer works offline in the browser: moving its slider redraws all three panels at the
+    new h λ and logs no error."""
+    url = f"{server}/build/notebooks/E1_learning_rate_explorer.html"
+    seen = _visit(browser, url, interact=_move_the_explorer_slider)
+    assert not seen["problems"] and not seen["remote"], seen["problems"] + seen["remote"]
+    moved = seen["interaction"]
+    assert moved["panels"] == 3 and moved["dots"] > 0
+    assert moved["value"] == moved["last"], "End did not move the slider to its last learning rate"
+    assert moved["readouts"][0] != moved["readouts"][1], f"the h λ readout did not change: {moved['readouts']}"
+    assert len(moved["before"]) == len(moved["after"]) == 9  # three flows in each of three panels
+    assert all(path.split(":", 1)[1] for path in moved["after"]), "a flow drew no line"
+    changed = {a.split(":")[0] for a, b in zip(moved["before"], moved["after"], strict=True) if a != b}
+    assert len(changed) == 3, f"only these panels were redrawn: {changed}"

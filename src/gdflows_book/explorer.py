@@ -156,6 +156,9 @@ _SCRIPT = """
 """
 
 
+_SWATCH = {"none": "—", "2 3": "···"}  # legend text of solid and dotted lines (others are dashed)
+
+
 def _style() -> dict:
     """SVG stroke styles of the flows, from the book's matplotlib styles (colour names to hex)."""
     from matplotlib.colors import to_hex
@@ -185,7 +188,7 @@ def html(sweeps: list[dict], *, element_id: str = "lr-explorer", start: float = 
     payload = payload.replace("</", "<\\/")  # no "</script>" inside the data
     first = int(np.argmin(np.abs(np.asarray(grid) - start)))
     legend = " · ".join(
-        f'<span style="color:{style["color"]}">{"—" if style["dash"] == "none" else "- -"} {name}</span>'
+        f'<span style="color:{style["color"]}">{_SWATCH.get(style["dash"], "- -")} {name}</span>'
         for name, style in _style().items()
     )
     panels = "".join(
