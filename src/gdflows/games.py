@@ -426,7 +426,10 @@ def linear_game(eps1: float, eps2: float, phi0, theta0) -> Game:
     eps1 = check_number("eps1", eps1, minimum=None, example="eps1=0.2")
     eps2 = check_number("eps2", eps2, minimum=None, example="eps2=0.2")
     return game(
-        Partial(_linear_loss1, eps1), Partial(_linear_loss2, eps2), jnp.asarray(phi0, float), jnp.asarray(theta0, float)
+        Partial(_linear_loss1, jnp.asarray(eps1)),
+        Partial(_linear_loss2, jnp.asarray(eps2)),
+        jnp.asarray(phi0, float),
+        jnp.asarray(theta0, float),
     )
 
 
