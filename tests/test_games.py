@@ -151,3 +151,27 @@ def test_bad_input_names_the_parameter():
         gm.game(lambda p, t: p * t, lambda p, t: jnp.sum(p), jnp.ones(2), jnp.ones(2))
     with pytest.raises(ValueError, match="both players"):
         gm.game(lambda p, t: 0.0, lambda p, t: 0.0, {}, jnp.ones(2))
+
+
+def test_linear_game_fields_are_the_closed_form_matrices():
+    """On f = -eps phi + theta, g = -phi - eps theta with rates alpha, lambda: the flows are z' = M z with
+    M = B - h/2 B^2 (simultaneous, B = D A) and, alternating, the theta-row's g_phi f term flipped."""
+    eps, h, alpha, lam, m, k = 0.09, 0.2, 1.5, 0.7, 2, 3
+    G = gm.linear_game(eps, eps, [0.3], [-0.4])
+    A = np.array([[-eps, 1.0], [-1.0, -eps]])
+    D = np.diag([alpha, lam])
+    f_phi, f_theta, g_phi, g_theta = A[0, 0], A[0, 1], A[1, 0], A[1, 1]
+    sim = D @ A - h / 2 * D @ A @ D @ A
+    alt = D @ A - h / 2 * D @ np.array(
+        [
+            [alpha / m * f_phi * f_phi + lam * f_theta * g_phi, alpha / m * f_phi * f_theta + lam * f_theta * g_theta],
+            [lam / k * g_theta * g_phi - alpha * g_phi * f_phi, lam / k * g_theta * g_theta - alpha * g_phi * f_theta],
+        ]
+    )
+    for flow, M in (
+        (gm.game_flow(G, lr=h, alpha=alpha, lam=lam), D @ A),
+        (gm.simultaneous_flow(G, lr=h, alpha=alpha, lam=lam), sim),
+        (gm.alternating_flow(G, lr=h, alpha=alpha, lam=lam, m=m, k=k), alt),
+    ):
+        for z in (np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([0.3, -0.4])):
+            np.testing.assert_allclose(flow.vector_field(0.0, jnp.asarray(z)), M @ z, rtol=1e-13, atol=1e-15)
