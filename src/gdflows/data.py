@@ -18,6 +18,9 @@ Features are standardised with the *training* mean and standard deviation (per f
 feature that is constant on the training set is only centred). Targets come both as integer
 labels and as one-hot vectors (the regression targets of a mean-squared-error loss).
 Every call with the same arguments returns the same arrays.
+
+:func:`gaussian_mixture_ring` generates the 2-D mixture of Gaussians on a circle of the GAN toys from an
+explicit PRNG key.
 """
 
 from __future__ import annotations
@@ -252,3 +255,34 @@ def load(
         labels_test=labels_test,
         classes=10,
     )
+
+
+def gaussian_mixture_ring(
+    key, n: int, *, modes: int = 8, radius: float = 2.0, std: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(x, centres)``: ``n`` points of a 2-D mixture of ``modes`` equal Gaussians on a circle (the GAN toy).
+
+    Mode :math:`j` is centred at :math:`r(\cos 2\pi j/M, \sin 2\pi j/M)` with covariance
+    :math:`\sigma^2 I`; each point picks its mode uniformly. Generated from the explicit JAX PRNG
+    ``key`` (float64 draws), so the same key gives the same points; nothing is downloaded.
+
+    Returns:
+      ``x`` of shape ``(n, 2)`` (float64) and the mode centres, ``(modes, 2)``.
+
+    Example:
+      >>> import jax
+      >>> x, centres = gaussian_mixture_ring(jax.random.key(0), 5)
+      >>> x.shape, centres.shape, bool(abs(centres[2, 1] - 2.0) < 1e-12)
+      ((5, 2), (8, 2), True)
+    """
+    import jax
+    import jax.numpy as jnp
+
+    n = check_integer("n", n, minimum=1, example="n=512")
+    modes = check_integer("modes", modes, minimum=1, example="modes=8")
+    angles = 2 * np.pi * np.arange(modes) / modes
+    centres = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    pick, noise = jax.random.split(key)
+    which = np.asarray(jax.random.randint(pick, (n,), 0, modes))
+    offsets = np.asarray(jax.random.normal(noise, (n, 2), dtype=jnp.float64)) * std
+    return centres[which] + offsets, centres
