@@ -47,8 +47,9 @@ def sweep(
 
     Returns a JSON-ready dict: the title, the curvature λ the grid is scaled by, the grid, horizontal reference lines
     ``marks`` (label: value), and per grid point the paths ``{name: {"n": steps, "y": values}}`` of coordinate
-    ``coordinate`` against the step ``n = t/h`` (the flows at their save times), each flow's stop (None if it
-    finished) and the runs themselves under ``"runs"`` (removed by :func:`html`; the notebook's checks read them).
+    ``coordinate`` against the step ``n = t/h`` (the flows at their save times), the runs that stopped early
+    (GD's divergence, a flow's solver stop) with the step, and the runs themselves under ``"runs"`` (removed by
+    :func:`html`; the notebook's checks read them).
     ``solve_options`` go to every :func:`gdflows.solve` (``rtol``, ``atol``, ``saves_per_step``, ``max_steps``).
     """
     if not curvature > 0:
@@ -62,8 +63,9 @@ def sweep(
         for name, run in lineup.runs.items():
             y = np.asarray(run.theta)[:, coordinate]
             paths[name] = {"n": _numbers(np.asarray(run.times) / h), "y": _numbers(y)}
-            if name != "GD" and run.stopped_at is not None:
-                stops[name] = f"stopped at step {run.stopped_at / h:.3g} ({run.stop_kind})"
+            if run.stopped_at is not None:
+                why = "diverged" if name == "GD" else f"stopped ({run.stop_kind})"
+                stops[name] = f"{why} at step {run.stopped_at / h:.3g}"
         frames.append({"h": h, "paths": paths, "stops": stops})
         runs.append(lineup.runs)
     return {
