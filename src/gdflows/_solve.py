@@ -422,7 +422,12 @@ def solve(
       solver: adaptive: ``"dopri8"`` (default: an 8th-order pair, the cheapest at the tight
         tolerances used to compare flows with GD), ``"tsit5"`` or ``"dopri5"`` (cheaper at loose
         tolerances); fixed-step: ``"euler"`` (explicit Euler, order 1) or ``"rk4"`` (classical
-        Runge–Kutta, order 4), which need ``fixed_steps_per_gd_step``.
+        Runge–Kutta, order 4), which need ``fixed_steps_per_gd_step``; ``"exponential"`` (the principal
+        flow on the dense spectrum only): adaptive exponential Runge–Kutta (ETDRK4, embedded third
+        order) with the linear part :math:`\log(I - hH)/h` frozen at each step's start
+        (``gdflows._exponential``): exact on quadratics in one step per GD step, four dense
+        evaluations per attempted step; no ``progress`` display or ``max_wall_time`` limit, and
+        with ``spectrum="auto"`` it uses the dense spectrum at every size.
       max_steps: bound on the adaptive solver's steps; a flow that needs more (blow-up,
         stiffness) is stopped and reported. A fixed-step scheme always takes
         ``steps * fixed_steps_per_gd_step`` steps.
