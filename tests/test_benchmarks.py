@@ -110,3 +110,20 @@ def test_table_rows_and_alignment():
         table(["a", "b"], [["1"]])
     with pytest.raises(ValueError, match="align="):
         table(["a", "b"], [], "lrr")
+
+
+def test_pf_solvers_json(quick_run: Path):
+    """benchmarks/pf_solvers.py: every row counted, the exponential solve exact on the F2 quadratic (one step per GD
+    step, error at Dopri8's reference level) and the table in the page."""
+    results = _results(quick_run, "pf_solvers")
+    rows = results["rows"]
+    assert {r["solver"] for r in rows} >= {"dopri8", "exponential"}
+    for r in rows:
+        assert _positive(r["evaluations_per_gd_step"]) and _positive(r["first_call_s"])
+    (f2,) = [
+        r for r in rows if r["problem"] == "F2 quadratic" and r["solver"] == "exponential" and r["space"] == "complex"
+    ]
+    assert f2["accepted_per_gd_step"] == 1.0 and f2["rejected_per_gd_step"] == 0.0
+    assert f2["max_error"] < 1e-9
+    page = (quick_run / "benchmarks/pf_solvers.md").read_text()
+    assert "`exponential`" in page and "HVPs / GD step" in page

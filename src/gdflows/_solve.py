@@ -28,6 +28,7 @@ import numpy as np
 
 from gdflows._after_step import AfterStep
 from gdflows._checks import check_lr, check_number, check_positive_int, check_steps, check_theta0
+from gdflows._exponential import integrate_exponential
 from gdflows._progress import Monitor, Monitored, monitoring
 from gdflows._pytree import flat_problem
 from gdflows._results import FlowScan, Solution, SolverStats
@@ -239,18 +240,26 @@ def _check_flow(flow) -> None:
         )
 
 
-def _check_solver(solver: str, fixed_steps: int | None, fixed_name: str) -> None:
-    """Raise unless ``solver`` is known and ``fixed_steps`` (named ``fixed_name``) is given just for fixed-step ones."""
-    if solver not in SOLVERS and solver not in FIXED_STEP_SOLVERS:
+def _check_solver(solver: str, fixed_steps: int | None, fixed_name: str, flow: Flow | None = None) -> None:
+    """Raise unless ``solver`` is known (and fits ``flow``) and ``fixed_steps`` (named ``fixed_name``) is given just
+    for fixed-step ones."""
+    if solver not in SOLVERS and solver not in FIXED_STEP_SOLVERS and solver != EXPONENTIAL:
         raise ValueError(
-            f"solver must be one of {sorted(SOLVERS) + sorted(FIXED_STEP_SOLVERS)}, got solver={solver!r}."
+            f"solver must be one of {sorted(SOLVERS) + sorted(FIXED_STEP_SOLVERS) + [EXPONENTIAL]}, "
+            f"got solver={solver!r}."
+        )
+    if solver == EXPONENTIAL and flow is not None and flow.exponential is None:
+        raise ValueError(
+            f"solver='exponential' needs a flow that offers its linear part (flow.exponential), and {flow.name!r} does "
+            "not: it is built for the principal flow's dense spectrum, principal_flow(loss, lr=h, spectrum='dense') "
+            "with branch 'shifted' or 'principal'; for this flow use an adaptive solver such as solver='dopri8'."
         )
     if solver in FIXED_STEP_SOLVERS and fixed_steps is None:
         raise ValueError(
             f"solver={solver!r} takes fixed steps and needs {fixed_name}, the number of equal steps; "
             f"pass e.g. {fixed_name}=200."
         )
-    if solver in SOLVERS and fixed_steps is not None:
+    if solver not in FIXED_STEP_SOLVERS and fixed_steps is not None:
         raise ValueError(
             f"{fixed_name} is only for the fixed-step solvers {sorted(FIXED_STEP_SOLVERS)}, got "
             f"{fixed_name}={fixed_steps!r} with the adaptive solver={solver!r}."
@@ -298,9 +307,13 @@ def solve_scan(
     rtol = check_number("rtol", rtol, example="rtol=1e-10")
     atol = check_number("atol", atol, example="atol=1e-12")
     max_steps = check_positive_int("max_steps", max_steps, example="max_steps=100_000")
-    _check_solver(solver, fixed_steps_per_interval, "fixed_steps_per_interval")
+    _check_solver(solver, fixed_steps_per_interval, "fixed_steps_per_interval", flow)
     if fixed_steps_per_interval is not None:
         fixed_steps_per_interval = check_positive_int("fixed_steps_per_interval", fixed_steps_per_interval)
+    if solver == EXPONENTIAL:
+        return _integrate_exponential_flow(flow, state0, ts=jnp.asarray(ts), rtol=rtol, atol=atol, max_steps=max_steps)[
+            0
+        ]
     return _integrate_flow(
         flow,
         state0,
@@ -318,6 +331,15 @@ def _integrate_flow(flow: Flow, state0, **settings):
     """:func:`_integrate` on ``flow``'s traced functions (never the flow itself: its name and ``lr`` would key the
     compilation cache)."""
     return _integrate(flow.vector_field, flow.position, flow.loss, state0, after_step=flow.after_step, **settings)
+
+
+# solver="exponential": adaptive ETDRK4 with the principal flow's linear part frozen per step (gdflows._exponential)
+EXPONENTIAL = "exponential"
+
+
+def _integrate_exponential_flow(flow: Flow, state0, **settings):
+    """:func:`integrate_exponential` on ``flow``'s traced functions: ``(FlowScan, field evaluations)``."""
+    return integrate_exponential(flow.exponential, flow.position, flow.loss, state0, **settings)
 
 
 def _flat_flow(flow: Flow, theta0) -> tuple[Flow, jax.Array, object]:
@@ -400,7 +422,12 @@ def solve(
       solver: adaptive: ``"dopri8"`` (default: an 8th-order pair, the cheapest at the tight
         tolerances used to compare flows with GD), ``"tsit5"`` or ``"dopri5"`` (cheaper at loose
         tolerances); fixed-step: ``"euler"`` (explicit Euler, order 1) or ``"rk4"`` (classical
-        Runge–Kutta, order 4), which need ``fixed_steps_per_gd_step``.
+        Runge–Kutta, order 4), which need ``fixed_steps_per_gd_step``; ``"exponential"`` (the principal
+        flow on the dense spectrum only): adaptive exponential Runge–Kutta (ETDRK4, embedded third
+        order) with the linear part :math:`\log(I - hH)/h` frozen at each step's start
+        (``gdflows._exponential``): exact on quadratics in one step per GD step, four dense
+        evaluations per attempted step; no ``progress`` display or ``max_wall_time`` limit, and
+        with ``spectrum="auto"`` it uses the dense spectrum at every size.
       max_steps: bound on the adaptive solver's steps; a flow that needs more (blow-up,
         stiffness) is stopped and reported. A fixed-step scheme always takes
         ``steps * fixed_steps_per_gd_step`` steps.
@@ -475,7 +502,7 @@ def solve(
     rtol = check_number("rtol", rtol, example="rtol=1e-10")
     atol = check_number("atol", atol, example="atol=1e-12")
     max_steps = check_positive_int("max_steps", max_steps, example="max_steps=100_000")
-    _check_solver(solver, fixed_steps_per_gd_step, "fixed_steps_per_gd_step")
+    _check_solver(solver, fixed_steps_per_gd_step, "fixed_steps_per_gd_step", flow)
     saves_per_step = check_positive_int("saves_per_step", saves_per_step)
     fixed = solver in FIXED_STEP_SOLVERS
     substeps = None
@@ -521,24 +548,31 @@ def solve(
     if steps == 0:
         return Solution(t, np.asarray(theta0)[None], loss0, state, SolverStats(0, 0, 0), **settings)
 
-    with monitoring(monitor) if monitor is not None else contextlib.nullcontext() as key:
-        out, ending = _integrate_flow(
-            flow,
-            state0,
-            ts=ts,
-            rtol=rtol,
-            atol=atol,
-            solver_name=solver,
-            max_steps=max_steps,
-            saves_per_step=saves_per_step,
-            substeps=substeps,
-            record_steps=True,
-            monitor=key,
-        )
-        positions, losses = np.asarray(out.theta), np.asarray(out.loss)  # waits for the solve
+    if solver == EXPONENTIAL:
+        out, evaluations = _integrate_exponential_flow(flow, state0, ts=ts, rtol=rtol, atol=atol, max_steps=max_steps)
+        ending, monitor = None, None  # no progress display or wall-time limit: those hook into diffrax's controller
+        positions, losses = np.asarray(out.theta), np.asarray(out.loss)
+    else:
+        with monitoring(monitor) if monitor is not None else contextlib.nullcontext() as key:
+            out, ending = _integrate_flow(
+                flow,
+                state0,
+                ts=ts,
+                rtol=rtol,
+                atol=atol,
+                solver_name=solver,
+                max_steps=max_steps,
+                saves_per_step=saves_per_step,
+                substeps=substeps,
+                record_steps=True,
+                monitor=key,
+            )
+            positions, losses = np.asarray(out.theta), np.asarray(out.loss)  # waits for the solve
     accepted, rejected = int(out.accepted_steps), int(out.rejected_steps)
     if fixed:
         stats = SolverStats(accepted, 0, FIXED_STEP_SOLVERS[solver][1] * accepted)
+    elif solver == EXPONENTIAL:
+        stats = SolverStats(accepted, rejected, int(evaluations))
     else:
         stats = SolverStats(accepted, rejected, _evaluations(solver, accepted + rejected))
     finite = np.isfinite(losses) & np.all(np.isfinite(positions), axis=1)

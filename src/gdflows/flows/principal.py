@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from gdflows._checks import check_lr, check_positive_int
+from gdflows._exponential import DenseLinearPart
 from gdflows.errors import NotHolomorphicError
 from gdflows.flows._base import Flow, bind, first, flow_factory, parameter_flow, precision_checked
 from gdflows.flows._loss_checks import check_holomorphic
@@ -266,8 +267,11 @@ def principal_flow(
         "dense": bind(_spectrum_at, loss, jnp.asarray(h), holomorphic),
         "auto": bind(_auto_spectrum_at, bind(_spectrum_at, loss, jnp.asarray(h), holomorphic)),
     }.get(spectrum)
+    # the exponential integrator's hook: the dense route ("auto" included, whatever the size)
+    exponential = bind(_dense_parts, loss, jnp.asarray(h), holomorphic, branch) if spectrum != "krylov" else None
     if not holomorphic:
-        return parameter_flow("PF (real part)", loss, field, lr=h)._replace(stall_spectrum=spectrum_at)
+        flow = parameter_flow("PF (real part)", loss, field, lr=h)
+        return flow._replace(stall_spectrum=spectrum_at, exponential=exponential)
 
     # the holomorphy test runs once per flow, at its first concrete initial point, unless the loss
     # says it is holomorphic (loss.holomorphic = True: flatten tested it, or the caller knows)
@@ -305,6 +309,7 @@ def principal_flow(
         vector_field=bind(_complex_field, field),
         position=first,
         stall_spectrum=spectrum_at,
+        exponential=exponential,
     )
 
 
@@ -334,17 +339,31 @@ def _complex_field(field, t, state):
 
 
 def _dense_field(loss, h, holomorphic: bool, branch: str, x):
-    r""":math:`c(hH(x))\nabla E(x)` from the dense Hessian: ``eigh`` on real parameters (with
-    :math:`\operatorname{Re}c`), ``eig`` of the complex-symmetric :math:`H(z)` on complex ones."""
+    r""":math:`c(hH(x))\nabla E(x)` from the dense Hessian (see :func:`_dense_parts`)."""
+    return _dense_parts(loss, h, holomorphic, branch, x)[0]
+
+
+def _dense_parts(loss, h, holomorphic: bool, branch: str, x) -> tuple[jax.Array, DenseLinearPart]:
+    r"""The field :math:`c(hH)\nabla E` at ``x`` and its linear part :math:`A = \log(I - hH)/h` there.
+
+    ``eigh`` on real parameters (with :math:`\operatorname{Re}c` and :math:`\operatorname{Re}\log`),
+    ``eig`` of the complex-symmetric :math:`H(z)` on complex ones (on ``branch``). The flow's
+    ``exponential`` hook (``solve(..., solver="exponential")``).
+    """
     grad = jax.grad(loss, holomorphic=holomorphic)
     eps = float(jnp.finfo(x.real.dtype).eps)
     H = hessian(loss, x, holomorphic=holomorphic)
     if not holomorphic:
         eigenvalues, vectors = jnp.linalg.eigh(H)
         coefficient = jnp.real(_coefficient(h * eigenvalues, eps))
-        return vectors @ (coefficient * (vectors.T @ grad(x)))
-    eigenvalues, vectors = jnp.linalg.eig(H)
-    return vectors @ (_coefficient(h * eigenvalues, eps, branch) * jnp.linalg.solve(vectors, grad(x)))
+        rates = jnp.real(_log_one_minus(h * eigenvalues, eps)) / h
+        linear = DenseLinearPart(rates, vectors, vectors.T)
+    else:
+        eigenvalues, vectors = jnp.linalg.eig(H)
+        coefficient = _coefficient(h * eigenvalues, eps, branch)
+        rates = _log_one_minus(h * eigenvalues, eps, branch) / h
+        linear = DenseLinearPart(rates, vectors, jnp.linalg.inv(vectors))
+    return linear.apply(lambda _: coefficient, grad(x)), linear
 
 
 def _krylov_field(loss, h, holomorphic: bool, krylov_dim: int, branch: str, x):
