@@ -104,7 +104,16 @@ def drift_run(name: str, algorithm: str, eta: float, *, tau: float, approach: fl
     )
     dtau = eta**2 * stride
     flow = algo.flow(spec.loss, lr=math.sqrt(dtau), codim=spec.codim)
-    sol = gf.solve(flow, jnp.asarray(projected[0]), steps=points - 1, rtol=1e-8, atol=1e-10, solver="tsit5")
+    sol = gf.solve(
+        flow, jnp.asarray(projected[0]), steps=points - 1, rtol=1e-8, atol=1e-10, solver="tsit5", max_steps=5000
+    )
+    if sol.diverged:  # e.g. where lambda_1 meets lambda_2 and stops being differentiable
+        top = np.linalg.eigvalsh(np.asarray(gf.hessian(spec.loss, jnp.asarray(sol.theta[-1]))))[-2:]
+        raise RuntimeError(
+            f"{algo.label} on {name} at eta={eta}: the limiting flow stopped at tau = "
+            f"{sol.times[-1] * math.sqrt(dtau):.3g} of {tau} ({sol.stop_reason}); the top two eigenvalues there "
+            f"are {top}. Shorten tau."
+        )
     distance = np.linalg.norm(projected - sol.theta, axis=1)
     drift = float(np.linalg.norm(sol.theta[-1] - sol.theta[0]))
     lam = jax.vmap(spec.sharpness)
