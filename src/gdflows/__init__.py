@@ -30,13 +30,14 @@ re-exported here; the public submodules are :mod:`gdflows.data`, :mod:`gdflows.m
 :mod:`gdflows.analysis`, :mod:`gdflows.games` (two-player games) and :mod:`gdflows.errors`.
 """
 
-from gdflows._gd import gd, gd_scan, gd_with_sharpness
+from gdflows._gd import gd, gd_scan, gd_with_sharpness, normalized_gd, sqrt_loss_gd
 from gdflows._pytree import Unravel, ravel
 from gdflows._results import (
     CentralRun,
     FlowScan,
     GDRun,
     GDScan,
+    Projection,
     SharpnessRun,
     Solution,
     SolverStats,
@@ -66,9 +67,11 @@ from gdflows.flows import (
     check_holomorphic,
     gradient_flow,
     modified_flow,
+    normalized_gd_flow,
     pf_coefficient,
     principal_flow,
     rod_flow,
+    sqrt_loss_flow,
 )
 from gdflows.optim import DALState, dal, scale_by_dal
 from gdflows.spectral import hessian, hvp, sharpness
@@ -97,6 +100,7 @@ __all__ = [
     "NotHolomorphicError",
     "NotSmoothError",
     "PrecisionWarning",
+    "Projection",
     "SDCPError",
     "SDCPOptions",
     "SharpnessRun",
@@ -117,6 +121,8 @@ __all__ = [
     "hessian",
     "hvp",
     "modified_flow",
+    "normalized_gd",
+    "normalized_gd_flow",
     "pf_coefficient",
     "principal_flow",
     "ravel",
@@ -125,4 +131,6 @@ __all__ = [
     "sharpness",
     "solve",
     "solve_scan",
+    "sqrt_loss_flow",
+    "sqrt_loss_gd",
 ]

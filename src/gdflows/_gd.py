@@ -18,8 +18,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.tree_util import Partial
 
-from gdflows._checks import check_loss, check_lr, check_positive_int, check_steps, check_theta0
+from gdflows._checks import check_loss, check_lr, check_number, check_positive_int, check_steps, check_theta0
 from gdflows._pytree import flat_problem
 from gdflows._results import GDRun, GDScan, SharpnessRun
 from gdflows.errors import DivergenceWarning
@@ -27,17 +28,24 @@ from gdflows.errors import DivergenceWarning
 Loss = Callable[[jax.Array], jax.Array]
 
 
-def _guarded_step(loss: Loss, lr: float):
+def _direction(rule, value, grad):
+    """The step direction: :math:`\nabla E` for GD (``rule`` None), else ``rule(value, grad)``."""
+    return grad if rule is None else rule(value, grad)
+
+
+def _guarded_step(loss: Loss, lr: float, rule=None):
     """One GD step that freezes the iterate at the first non-finite loss or iterate.
 
     ``(theta, alive) -> ((theta_next, alive_next), loss)``, the loss recorded as ``inf``
     from the first non-finite value on; shared by :func:`gd_scan` and :func:`gd_with_sharpness`.
+    ``rule`` (None for GD) maps ``(E, grad E)`` to the direction of the step (:func:`normalized_gd`,
+    :func:`sqrt_loss_gd`).
     """
     value_and_grad = jax.value_and_grad(loss)
 
     def step(theta, alive):
         value, grad = value_and_grad(theta)
-        new = theta - lr * grad
+        new = theta - lr * _direction(rule, value, grad)
         ok = alive & jnp.isfinite(value) & jnp.all(jnp.isfinite(new))
         recorded = jnp.where(alive & jnp.isfinite(value), value, jnp.inf)
         return (jnp.where(ok, new, theta), ok), recorded
@@ -45,7 +53,7 @@ def _guarded_step(loss: Loss, lr: float):
     return step
 
 
-def _divergence_message(loss: Loss, theta_prev, lr: float, first_bad: int) -> str:
+def _divergence_message(loss: Loss, theta_prev, lr: float, first_bad: int, rule=None) -> str:
     """Why GD stopped at step ``first_bad``: re-evaluates the last finite step (once, eagerly) to tell
     a non-finite start, a non-finite gradient, an overflowing step and a non-finite loss apart."""
     theta_prev = np.asarray(theta_prev)
@@ -73,7 +81,7 @@ def _divergence_message(loss: Loss, theta_prev, lr: float, first_bad: int) -> st
             f"{float(value):.6g}; the loss's gradient is not finite at that point (lowering lr cannot help "
             "unless the run should not have got there)."
         )
-    if not np.all(np.isfinite(theta_prev - lr * grad)):
+    if not np.all(np.isfinite(theta_prev - lr * np.asarray(_direction(rule, value, jnp.asarray(grad))))):
         return (
             f"GD with lr={lr}: the iterate of step {first_bad} (t = {first_bad * lr:.6g}) overflowed "
             "(non-finite entries). Lower lr to stay stable."
@@ -84,8 +92,9 @@ def _divergence_message(loss: Loss, theta_prev, lr: float, first_bad: int) -> st
     )
 
 
-def gd_scan(loss: Loss, theta0: jax.Array, lr: float, steps: int) -> GDScan:
-    """GD as one ``lax.scan``, jit- and vmap-friendly.
+def gd_scan(loss: Loss, theta0: jax.Array, lr: float, steps: int, rule=None) -> GDScan:
+    """GD as one ``lax.scan``, jit- and vmap-friendly (``rule``: the step direction of a GD variant, see
+    :func:`_guarded_step`; None for GD).
 
     Once a loss or iterate is non-finite the iterate stops moving, so a batch of
     runs can be vectorised even when some of them diverge.
@@ -99,7 +108,7 @@ def gd_scan(loss: Loss, theta0: jax.Array, lr: float, steps: int) -> GDScan:
       >>> int(gd_scan(loss, jnp.ones(1), 3.0, 2000).finite_steps)  # E = 4^n / 2 overflows float64 at n = 512
       512
     """
-    guarded = _guarded_step(loss, lr)
+    guarded = _guarded_step(loss, lr, rule)
 
     def step(carry, _):
         theta, alive, count = carry
@@ -164,8 +173,13 @@ def gd(
       >>> [round(float(s), 9) for s in run.sharpness], run.final_params["w"].shape
       ([2.0, 2.0, 2.0], (2,))
     """
+    return _run(loss, theta0, args, lr, steps, sharpness_every, top, krylov_dim, seed, None, "gd")
+
+
+def _run(loss, theta0, args, lr, steps, sharpness_every, top, krylov_dim, seed, rule, entry: str):
+    """:func:`gd` and its variants (``rule``: their step direction, None for GD; ``entry``: the function called)."""
     if sharpness_every is not None:
-        return _sharpness_run(loss, theta0, args, lr, steps, sharpness_every, top, krylov_dim, seed, "gd")
+        return _sharpness_run(loss, theta0, args, lr, steps, sharpness_every, top, krylov_dim, seed, entry, rule)
     if (top, krylov_dim, seed) != (1, 32, 0):
         raise ValueError(
             f"top, krylov_dim and seed set the sharpness tracking, which is off (sharpness_every=None), got "
@@ -175,9 +189,9 @@ def gd(
     lr = check_lr(lr)
     steps = check_steps(steps)
     loss, theta0, unravel = flat_problem(loss, theta0, args)
-    theta0 = check_theta0(theta0, entry="gd")
+    theta0 = check_theta0(theta0, entry=entry)
     check_loss(loss, theta0)
-    out = _gd_scan_jit(loss, theta0, jnp.asarray(lr), steps)
+    out = _gd_scan_jit(loss, theta0, jnp.asarray(lr), steps, rule)
     theta, losses = np.asarray(out.theta), np.asarray(out.loss)
     t = lr * np.arange(steps + 1)
     finite = np.isfinite(losses) & np.all(np.isfinite(theta), axis=1)
@@ -185,18 +199,18 @@ def gd(
         return GDRun(t, theta, losses, unravel=unravel)
     first_bad = int(np.argmin(finite))
     warnings.warn(
-        _divergence_message(loss, theta0 if first_bad == 0 else theta[first_bad - 1], lr, first_bad)
+        _divergence_message(loss, theta0 if first_bad == 0 else theta[first_bad - 1], lr, first_bad, rule)
         + (f" The trajectory of steps 0..{first_bad - 1} is returned." if first_bad else " Nothing is returned."),
         DivergenceWarning,
-        stacklevel=2,
+        stacklevel=3,
     )
     return GDRun(t[:first_bad], theta[:first_bad], losses[:first_bad], stopped_at=float(t[first_bad]), unravel=unravel)
 
 
-def _gd_sharpness_scan(loss, theta0, lr, steps, every, top, krylov_dim, seed):
+def _gd_sharpness_scan(loss, theta0, lr, steps, every, top, krylov_dim, seed, rule=None):
     from gdflows.spectral import hvp_operator, lanczos_top
 
-    guarded = _guarded_step(loss, lr)
+    guarded = _guarded_step(loss, lr, rule)
     probe = jax.random.normal(jax.random.key(seed), theta0.shape, dtype=theta0.dtype)
     probe = probe / jnp.linalg.norm(probe)
 
@@ -240,12 +254,13 @@ def _rows(mask: np.ndarray, array: np.ndarray) -> np.ndarray:
     return mask.reshape(mask.shape + (1,) * (array.ndim - 1))
 
 
-def _iterate(loss: Loss, thetas: np.ndarray, tracked: np.ndarray, lr: float, step: int) -> np.ndarray:
+def _iterate(loss: Loss, thetas: np.ndarray, tracked: np.ndarray, lr: float, step: int, rule=None) -> np.ndarray:
     """GD's iterate at ``step``, replayed eagerly from the last tracked checkpoint at or before it."""
     block = int(np.searchsorted(tracked, step, side="right")) - 1
     theta = jnp.asarray(thetas[block])
     for _ in range(step - int(tracked[block])):
-        theta = theta - lr * jax.grad(loss)(theta)
+        value, grad = jax.value_and_grad(loss)(theta)
+        theta = theta - lr * _direction(rule, value, grad)
     return np.asarray(theta)
 
 
@@ -299,7 +314,7 @@ def gd_with_sharpness(
     return _sharpness_run(loss, theta0, args, lr, steps, every, top, krylov_dim, seed, "gd_with_sharpness")
 
 
-def _sharpness_run(loss, theta0, args, lr, steps, every, top, krylov_dim, seed, entry: str) -> SharpnessRun:
+def _sharpness_run(loss, theta0, args, lr, steps, every, top, krylov_dim, seed, entry: str, rule=None) -> SharpnessRun:
     """:func:`gd_with_sharpness`, called by it and by :func:`gd` (``entry`` names the one the user called,
     and the name its tracking interval goes by there)."""
     lr = check_lr(lr)
@@ -307,11 +322,11 @@ def _sharpness_run(loss, theta0, args, lr, steps, every, top, krylov_dim, seed, 
     loss, theta0, unravel = flat_problem(loss, theta0, args)
     theta0 = check_theta0(theta0, entry=entry)
     check_loss(loss, theta0)
-    every = check_positive_int("sharpness_every" if entry == "gd" else "every", every)
+    every = check_positive_int("every" if entry == "gd_with_sharpness" else "sharpness_every", every)
     krylov_dim = min(check_positive_int("krylov_dim", krylov_dim, example="krylov_dim=32"), theta0.shape[0])
     if check_positive_int("top", top, example="top=1") > krylov_dim:
         raise ValueError(f"top must be between 1 and krylov_dim={krylov_dim}, got top={top!r}.")
-    out = _gd_sharpness_jit(loss, theta0, jnp.asarray(lr), steps, every, top, krylov_dim, seed)
+    out = _gd_sharpness_jit(loss, theta0, jnp.asarray(lr), steps, every, top, krylov_dim, seed, rule)
     losses, values, residuals, vectors, thetas, final = (np.asarray(a) for a in out)
     t = lr * np.arange(steps + 1)
     tracked = every * np.arange(values.shape[0])
@@ -319,13 +334,13 @@ def _sharpness_run(loss, theta0, args, lr, steps, every, top, krylov_dim, seed, 
     if not np.all(np.isfinite(losses)):
         first_bad = int(np.argmin(np.isfinite(losses)))
         stopped = float(t[first_bad])
-        previous = theta0 if first_bad == 0 else _iterate(loss, thetas, tracked, lr, first_bad - 1)
+        previous = theta0 if first_bad == 0 else _iterate(loss, thetas, tracked, lr, first_bad - 1, rule)
         warnings.warn(
-            _divergence_message(loss, previous, lr, first_bad) + " The loss from there on, and the spectrum, "
+            _divergence_message(loss, previous, lr, first_bad, rule) + " The loss from there on, and the spectrum, "
             "top vector and parameters of every tracked step from there on, are NaN; final_theta is the last "
             "finite iterate.",
             DivergenceWarning,
-            stacklevel=3,
+            stacklevel=3 if entry == "gd_with_sharpness" else 4,
         )
         losses = np.where(np.arange(steps + 1) >= first_bad, np.nan, losses)
         lost = tracked >= first_bad  # tracked steps the run never reached: NaN, not the frozen iterate's
@@ -335,3 +350,99 @@ def _sharpness_run(loss, theta0, args, lr, steps, every, top, krylov_dim, seed, 
     return SharpnessRun(
         t, losses, tracked, values, residuals, vectors, thetas, final, krylov_dim + top, stopped, unravel=unravel
     )
+
+
+# ----------------------------------------------------------------------------- GD variants
+
+
+def _normalized_direction(eps, value, grad):
+    norm = jnp.linalg.norm(grad)
+    return jnp.where(norm > eps, grad / jnp.where(norm > eps, norm, 1.0), 0.0)
+
+
+def _sqrt_direction(loss_min, value, grad):
+    gap = value - loss_min
+    return jnp.where(gap > 0, grad / (2 * jnp.sqrt(jnp.where(gap > 0, gap, 1.0))), 0.0)
+
+
+def normalized_gd(
+    loss: Loss,
+    theta0,
+    *,
+    lr: float,
+    steps: int,
+    eps: float = 0.0,
+    args: tuple = (),
+    sharpness_every: int | None = None,
+    top: int = 1,
+    krylov_dim: int = 32,
+    seed: int = 0,
+) -> GDRun | SharpnessRun:
+    r"""Normalized GD, :math:`\theta_{n+1} = \theta_n - \eta\,\nabla E(\theta_n)/\|\nabla E(\theta_n)\|`.
+
+    Every step has length :math:`\eta`: it is GD with the effective learning rate
+    :math:`\eta/\|\nabla E\|`, whose stability threshold :math:`\lambda_1 < 2\|\nabla E\|/\eta` falls
+    as the run nears a minimum, so the run always ends at the edge of stability (Arora, Li & Panigrahi
+    2022); :func:`gdflows.flows.normalized_gd_flow` is its limiting flow along the minimisers.
+
+    Args:
+      loss, theta0, steps, args: as for :func:`gd`.
+      lr: the step length :math:`\eta > 0`.
+      eps: the guard at a critical point: a step with :math:`\|\nabla E\| \le` ``eps`` leaves the
+        iterate where it is (the normalized direction is undefined at :math:`\nabla E = 0`). The
+        default 0 guards only an exact zero gradient, which a run at the edge of stability does not meet.
+      sharpness_every, top, krylov_dim, seed: track the top Hessian eigenvalues of :math:`E`, as for :func:`gd`.
+
+    Returns:
+      As :func:`gd`: a :class:`~gdflows.GDRun` (``times[n]`` :math:`= n\eta`), or a
+      :class:`~gdflows.SharpnessRun` with ``sharpness_every``; a non-finite value stops the run
+      with a :class:`~gdflows.DivergenceWarning`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> run = normalized_gd(lambda th: 0.5 * jnp.sum(th**2), jnp.array([1.0, 0.0]), lr=0.3, steps=5)
+      >>> [round(float(v), 12) for v in run.theta[:, 0]]  # steps of 0.3, then the 2-cycle around 0
+      [1.0, 0.7, 0.4, 0.1, -0.2, 0.1]
+    """
+    rule = Partial(_normalized_direction, jnp.asarray(check_number("eps", eps, minimum=0.0, strict=False)))
+    return _run(loss, theta0, args, lr, steps, sharpness_every, top, krylov_dim, seed, rule, "normalized_gd")
+
+
+def sqrt_loss_gd(
+    loss: Loss,
+    theta0,
+    *,
+    lr: float,
+    steps: int,
+    loss_min: float = 0.0,
+    args: tuple = (),
+    sharpness_every: int | None = None,
+    top: int = 1,
+    krylov_dim: int = 32,
+    seed: int = 0,
+) -> GDRun | SharpnessRun:
+    r"""GD on :math:`\sqrt{E - E_*}`: :math:`\theta_{n+1} = \theta_n - \eta\,\nabla E/(2\sqrt{E - E_*})`.
+
+    It is GD on :math:`E` with the effective learning rate :math:`\eta/(2\sqrt{E - E_*})`, whose
+    stability threshold :math:`\lambda_1 < 4\sqrt{E - E_*}/\eta` falls as the loss does, so the run
+    ends at the edge of stability (Arora, Li & Panigrahi 2022); :func:`gdflows.flows.sqrt_loss_flow`
+    is its limiting flow along the minimisers.
+
+    Args:
+      loss, theta0, steps, args: as for :func:`gd`; ``loss`` is :math:`E` itself (not its root).
+      lr: the learning rate :math:`\eta > 0` of GD on :math:`\sqrt{E - E_*}`.
+      loss_min: :math:`E_* = \min E`, which must be known (0 for interpolating models). A step at a
+        point with :math:`E \le E_*` leaves the iterate where it is (the root is not differentiable there).
+      sharpness_every, top, krylov_dim, seed: track the top Hessian eigenvalues of :math:`E`, as for :func:`gd`.
+
+    Returns:
+      As :func:`gd` (``times[n]`` :math:`= n\eta`; ``loss`` is :math:`E`, not its root).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> run = sqrt_loss_gd(lambda th: th[0] ** 2, jnp.array([1.0]), lr=0.5, steps=4)  # sqrt E = |x|
+      >>> [float(v) for v in run.theta[:, 0]]  # steps of 0.5 down |x|, then the 2-cycle
+      [1.0, 0.5, 0.0, 0.0, 0.0]
+    """
+    rule = Partial(_sqrt_direction, jnp.asarray(check_number("loss_min", loss_min, minimum=None)))
+    return _run(loss, theta0, args, lr, steps, sharpness_every, top, krylov_dim, seed, rule, "sqrt_loss_gd")

@@ -189,6 +189,14 @@ class CentralRun(NamedTuple):
         return structured(self.unravel, self.theta)
 
 
+class Projection(NamedTuple):
+    """A point projected onto the manifold of minimisers (:func:`gdflows.flows.project_to_manifold`)."""
+
+    theta: jax.Array  # (d,) the projected point, Phi(theta)
+    loss: jax.Array  # () E - E_* there: the residual of being on the manifold
+    grad_norm: jax.Array  # () ||grad E|| there
+
+
 class TrainRun(NamedTuple):
     r"""An optimiser run on a flat loss (:func:`gdflows.optim.train`), :math:`N` steps.
 

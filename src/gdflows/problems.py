@@ -282,3 +282,109 @@ def saddle_quadratic(*, stable: float = 1.0, unstable: float = 1.0) -> Landscape
         return 0.5 * a * theta[0] ** 2 - 0.5 * b * theta[1] ** 2
 
     return Landscape("quadratic saddle", loss, {"saddle": [0.0, 0.0]}, dict(stable=a, unstable=b))
+
+
+# ----------------------------------------------------------------------------- manifolds of minimisers
+
+
+class ManifoldProblem(NamedTuple):
+    r"""A loss whose minimisers form a manifold :math:`\Gamma`, with its sharpness on :math:`\Gamma` in closed form."""
+
+    name: str  # short label
+    loss: Callable[[jax.Array], jax.Array]  # E(theta), smooth
+    loss_min: float  # E_* = min E, attained on the whole manifold
+    sharpness: Callable[[jax.Array], jax.Array]  # lambda_1(H) at a point of Gamma, in closed form
+    start: np.ndarray  # (d,) a start off Gamma
+    codim: int  # the codimension of Gamma: the Hessian's rank on it
+    parameters: dict  # the constants the loss was built from
+
+
+def valley_2d(*, start=(0.3, 1.0)) -> ManifoldProblem:
+    r"""The valley :math:`E(x, y) = \tfrac12\lambda(y)x^2`, :math:`\lambda(y) = 1 + y^2`; :math:`\Gamma = \{x = 0\}`.
+
+    On :math:`\Gamma` the Hessian is :math:`\mathrm{diag}(\lambda(y), 0)`, so :math:`\lambda_1 = 1 + y^2`
+    and the sharpness-reducing flows move :math:`y` towards 0. Normalized GD settles into a 2-cycle
+    :math:`x \in \{a, a - \eta\}` and drifts by :math:`-\tfrac{\eta^2}4\lambda'/\lambda` per step;
+    GD on :math:`\sqrt E` by :math:`-\tfrac{\eta^2}8\lambda'` (the book page *Normalized GD and GD on √loss*).
+
+    Example:
+      >>> import jax.numpy as jnp, gdflows as gf, gdflows.problems as gp
+      >>> p = gp.valley_2d()
+      >>> float(p.sharpness(jnp.array([0.0, 2.0]))), float(gf.sharpness(p.loss, jnp.array([0.0, 2.0])))
+      (5.0, 5.0)
+    """
+
+    def loss(theta):
+        return 0.5 * (1 + theta[1] ** 2) * theta[0] ** 2
+
+    def sharpness(theta):
+        return 1 + theta[1] ** 2
+
+    return ManifoldProblem("2-D valley", loss, 0.0, sharpness, np.asarray(start, dtype=float), 1, {})
+
+
+def scalar_factorisation(*, start=(2.2, 0.3)) -> ManifoldProblem:
+    r"""The scalar factorisation :math:`E(a, b) = \tfrac14(ab - 1)^2`: :math:`\Gamma = \{ab = 1\}`.
+
+    On :math:`\Gamma` the Hessian is :math:`\tfrac12(b, a)(b, a)^\top`, so :math:`\lambda_1 = (a^2 + b^2)/2`,
+    least at the balanced point :math:`a = b = 1` (or :math:`-1`), where both flows end.
+
+    Example:
+      >>> import jax.numpy as jnp, gdflows as gf, gdflows.problems as gp
+      >>> p, x = gp.scalar_factorisation(), jnp.array([2.0, 0.5])
+      >>> float(p.sharpness(x)), round(float(gf.sharpness(p.loss, x)), 12)
+      (2.125, 2.125)
+    """
+
+    def loss(theta):
+        return 0.25 * (theta[0] * theta[1] - 1) ** 2
+
+    def sharpness(theta):
+        return 0.5 * (theta[0] ** 2 + theta[1] ** 2)
+
+    return ManifoldProblem("scalar factorisation", loss, 0.0, sharpness, np.asarray(start, dtype=float), 1, {})
+
+
+def diagonal_network(*, features: int = 20, examples: int = 5, seed: int = 0, scale: float = 1.0) -> ManifoldProblem:
+    r"""Regression with a diagonal linear network, :math:`E(u, v) = \tfrac1{2n}\|X(u\odot v) - y\|^2`.
+
+    :math:`X` is :math:`n\times d` standard normal (``examples`` :math:`n` < ``features`` :math:`d`),
+    :math:`y = Xw_*` with :math:`w_*` standard normal on its first :math:`n` coordinates and 0 elsewhere;
+    :math:`\theta = (u, v)\in\mathbb R^{2d}`. Every interpolating :math:`w = u\odot v` is a minimiser,
+    so :math:`\Gamma = \{X(u\odot v) = y\}` has dimension :math:`2d - n` where the Jacobian has full rank.
+    With :math:`J = [\mathrm{diag}(v)\ \mathrm{diag}(u)]` the Hessian there is
+    :math:`\tfrac1n J^\top X^\top XJ`, whose nonzero eigenvalues are those of
+    :math:`\tfrac1n X\,\mathrm{diag}(u^2 + v^2)X^\top`: along :math:`\Gamma`, :math:`\lambda_1` falls as
+    :math:`u^2 + v^2` does at fixed :math:`w` (balancing :math:`|u_i| = |v_i|`, where
+    :math:`u_i^2 + v_i^2 = 2|w_i|`) and as :math:`w` moves within the interpolating set towards a smaller
+    weighted :math:`\sum_i |w_i|\,x_i x_i^\top`. The start is :math:`u_0, v_0` standard normal times ``scale``.
+
+    Example:
+      >>> import jax.numpy as jnp, gdflows as gf, gdflows.problems as gp
+      >>> p = gp.diagonal_network()
+      >>> x = gf.flows.project_to_manifold(p.loss, jnp.asarray(p.start)).theta
+      >>> abs(float(p.sharpness(x)) - float(gf.sharpness(p.loss, x))) < 1e-9
+      True
+    """
+    d = check_positive_int("features", features, example="features=20")
+    n = check_positive_int("examples", examples, example="examples=5")
+    if n >= d:
+        raise ValueError(
+            f"examples must be fewer than features for a manifold of interpolating solutions, got "
+            f"examples={n}, features={d}; e.g. features=20, examples=5."
+        )
+    keys = jax.random.split(jax.random.key(seed), 3)
+    X = jax.random.normal(keys[0], (n, d), dtype=jnp.float64)
+    w_star = jnp.zeros(d, dtype=jnp.float64).at[:n].set(jax.random.normal(keys[1], (n,), dtype=jnp.float64))
+    y = X @ w_star
+    start = check_number("scale", scale) * jax.random.normal(keys[2], (2 * d,), dtype=jnp.float64)
+
+    def loss(theta):
+        return 0.5 / n * jnp.sum((X @ (theta[:d] * theta[d:]) - y) ** 2)
+
+    def sharpness(theta):
+        weights = theta[:d] ** 2 + theta[d:] ** 2
+        return jnp.linalg.eigvalsh((X * weights) @ X.T / n)[-1]
+
+    parameters = dict(features=d, examples=n, seed=seed, scale=scale)
+    return ManifoldProblem("diagonal linear network", loss, 0.0, sharpness, np.asarray(start), n, parameters)

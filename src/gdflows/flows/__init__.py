@@ -12,6 +12,7 @@ from gdflows.flows.central import (
     central_flow_run,
 )
 from gdflows.flows.gradient import gradient_flow
+from gdflows.flows.manifold import normalized_gd_flow, project_to_manifold, sqrt_loss_flow
 from gdflows.flows.modified import modified_flow
 from gdflows.flows.principal import pf_coefficient, principal_flow
 from gdflows.flows.rod import rod_ends, rod_flow, rod_length
@@ -31,10 +32,13 @@ __all__ = [
     "check_holomorphic",
     "gradient_flow",
     "modified_flow",
+    "normalized_gd_flow",
     "parameter_flow",
     "pf_coefficient",
     "principal_flow",
+    "project_to_manifold",
     "rod_ends",
     "rod_flow",
     "rod_length",
+    "sqrt_loss_flow",
 ]
