@@ -265,7 +265,7 @@ def state_paper_claims(checks, algorithm: str, *, falling: Sequence[str]) -> Non
     """The claims of Arora, Li & Panigrahi (2022) that F12/F13 test, with the verdicts of :func:`check_drift`'s
     checks (call it after them): the edge of stability is reproduced; the drift along Γ in part, because the
     error is asserted to fall with η only on the problems in ``falling``."""
-    name, source = ALGORITHMS[algorithm].name, "Arora, Li & Panigrahi 2022, ICML"
+    name, source = ALGORITHMS[algorithm].label, "Arora, Li & Panigrahi 2022, ICML"
     checks.paper_claim(
         f"{name} enters the edge of stability: λ₁ settles at its threshold",
         source=source,
