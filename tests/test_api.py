@@ -99,7 +99,7 @@ def test_every_exception_lives_in_errors_and_is_exported():
 
 
 @pytest.mark.parametrize(
-    "name", ["data", "models", "optim", "spectral", "sdcp", "problems", "flows", "errors", "analysis", "games"]
+    "name", ["data", "models", "optim", "spectral", "sdcp", "problems", "flows", "errors", "analysis", "games", "cost"]
 )
 def test_public_submodules_import_as_modules(name):
     module = importlib.import_module(f"gdflows.{name}")

@@ -27,7 +27,8 @@ flows' ``init`` issue a :class:`PrecisionWarning` on float32 or complex64 input.
 The implementation lives in private modules (``gdflows._gd``, ``gdflows._solve``, ...)
 re-exported here; the public submodules are :mod:`gdflows.data`, :mod:`gdflows.models`,
 :mod:`gdflows.optim`, :mod:`gdflows.spectral`, :mod:`gdflows.sdcp`, :mod:`gdflows.problems`, :mod:`gdflows.flows`,
-:mod:`gdflows.analysis`, :mod:`gdflows.games` (two-player games) and :mod:`gdflows.errors`.
+:mod:`gdflows.analysis`, :mod:`gdflows.games` (two-player games), :mod:`gdflows.cost` (counting the
+gradients, Hessian-vector products and eigensolver calls a run spends) and :mod:`gdflows.errors`.
 """
 
 from gdflows._gd import gd, gd_scan, gd_with_sharpness, normalized_gd, sqrt_loss_gd

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from gdflows._pytree import bind_args, flat_problem
+from gdflows.cost import linearized_hvp, note
 from gdflows.errors import LanczosError
 
 Loss = Callable[[jax.Array], jax.Array]
@@ -53,6 +54,7 @@ def hessian(loss: Loss, theta, *, holomorphic: bool = False, block: int = 256, a
     the :math:`d \times d` Hessian of the ravelled loss (leaves in ``jax.tree`` order).
     """
     loss, theta, _ = flat_problem(loss, theta, args)
+    note("dense_hessian", theta)
     d = theta.shape[0]
     basis = jnp.eye(d, dtype=theta.dtype)
     column = lambda e: hvp(loss, theta, e, holomorphic=holomorphic)  # noqa: E731
@@ -161,6 +163,7 @@ def lanczos(matvec: Callable[[jax.Array], jax.Array], v: jax.Array, m: int) -> L
     leaves :math:`f(T_m)e_1` exact.
     """
     v = jnp.asarray(v)
+    note("lanczos", v)
     dtype = v.dtype
     eps = jnp.finfo(dtype).eps
     norm = jnp.sqrt(_bilinear(v, v))
@@ -223,8 +226,15 @@ def lanczos_top(matvec, v0: jax.Array, k: int, m: int, tol: float = 1e-8) -> Eig
 
 def hvp_operator(loss: Loss, theta: jax.Array, *, holomorphic: bool = False) -> Callable[[jax.Array], jax.Array]:
     r"""The map :math:`v \mapsto H(\theta)v`, with the gradient's linearisation computed once."""
-    _, linear = jax.linearize(gradient(loss, holomorphic=holomorphic), theta)
-    return linear
+    return gradient_and_hvp_operator(loss, theta, holomorphic=holomorphic)[1]
+
+
+def gradient_and_hvp_operator(
+    loss: Loss, theta: jax.Array, *, holomorphic: bool = False
+) -> tuple[jax.Array, Callable[[jax.Array], jax.Array]]:
+    r""":math:`\nabla E(\theta)` and the map :math:`v \mapsto H(\theta)v` from one linearisation of the gradient
+    (the gradient is its value: no second gradient evaluation)."""
+    return linearized_hvp(gradient(loss, holomorphic=holomorphic), theta)
 
 
 def _start_vector(theta: jax.Array, seed: int) -> jax.Array:
@@ -355,6 +365,7 @@ def track_eigenpairs(
       ``(eigenvalues (k,), V (d, k), HV (d, k), matvecs, relative residual)``, eigenvalues descending.
     """
     k = vectors.shape[1]
+    note("lobpcg", vectors)
     converged = k if converged is None else converged
     V, _ = jnp.linalg.qr(vectors)
     W = matvec(V)

@@ -27,7 +27,7 @@ from gdflows._exponential import DenseLinearPart
 from gdflows.errors import NotHolomorphicError
 from gdflows.flows._base import Flow, bind, first, flow_factory, parameter_flow, precision_checked
 from gdflows.flows._loss_checks import check_holomorphic
-from gdflows.spectral import hessian, hvp_operator, krylov_apply
+from gdflows.spectral import gradient_and_hvp_operator, hessian, krylov_apply
 
 _SERIES_RADIUS = 1e-3  # below it, six series terms are exact to ~1e-19
 
@@ -371,15 +371,14 @@ def _dense_parts(loss, h, holomorphic: bool, branch: str, x) -> tuple[jax.Array,
 
 def _krylov_field(loss, h, holomorphic: bool, krylov_dim: int, branch: str, x):
     r""":math:`c(hH(x))\nabla E(x)` by Lanczos on Hessian-vector products (see :func:`principal_flow`)."""
-    grad = jax.grad(loss, holomorphic=holomorphic)
     eps = float(jnp.finfo(x.real.dtype).eps)
     if holomorphic:
         coefficient = lambda lam: _coefficient(h * lam, eps, branch)  # noqa: E731
     else:
         coefficient = lambda lam: jnp.real(_coefficient(h * lam, eps))  # noqa: E731
-    operator = hvp_operator(loss, x, holomorphic=holomorphic)
+    gradient, operator = gradient_and_hvp_operator(loss, x, holomorphic=holomorphic)
     m = min(krylov_dim, x.shape[0])
-    velocity = krylov_apply(operator, grad(x), coefficient, m, symmetric="complex" if holomorphic else "real")
+    velocity = krylov_apply(operator, gradient, coefficient, m, symmetric="complex" if holomorphic else "real")
     return velocity if holomorphic else velocity.real
 
 
