@@ -17,6 +17,7 @@ def quadratic_and_valley():
         network={},
         network_lrs=[],
         network_steps=0,
+        network_max_steps=0,
         pf_network_steps=0,
         pf_krylov_dim=0,
         pf_max_steps=0,
@@ -30,10 +31,20 @@ def quadratic_and_valley():
 
 
 def test_unknown_problem_is_named():
+    counts = dict.fromkeys(
+        ("network_steps", "network_max_steps", "pf_network_steps", "pf_krylov_dim", "pf_max_steps"), 0
+    )
     with pytest.raises(ValueError, match="unknown.*'cube'"):
-        crossflow.cases(["cube"], **dict.fromkeys(("horizons", "network", "network_lrs"), []), network_steps=0,
-                        pf_network_steps=0, pf_krylov_dim=0, pf_max_steps=0, manifold_eta=0.1, approach=1.0,
-                        limiting_steps=1)  # fmt: skip
+        crossflow.cases(
+            ["cube"],
+            horizons=[],
+            network={},
+            network_lrs=[],
+            manifold_eta=0.1,
+            approach=1.0,
+            limiting_steps=1,
+            **counts,
+        )
 
 
 def test_each_flow_is_measured_in_its_own_notion(quadratic_and_valley):

@@ -103,6 +103,7 @@ def cases(
     network: dict,
     network_lrs: Sequence[float],
     network_steps: int,
+    network_max_steps: int,
     pf_network_steps: int,
     pf_krylov_dim: int,
     pf_max_steps: int,
@@ -176,7 +177,7 @@ def cases(
                 net.theta0,
                 lr,
                 flows,
-                dict(rtol=1e-6, atol=1e-9, solver="tsit5", max_steps=20_000),
+                dict(rtol=1e-6, atol=1e-9, solver="tsit5", max_steps=network_max_steps),
                 pf,
             )
         )
