@@ -110,3 +110,21 @@ def test_cost_arithmetic():
     assert (a / 2).hvps == 1.5
     assert (a - a) == Cost(0, 0, 0, 0, 0, 0, 0)
     assert a.eigensolver_calls == 18
+
+
+def test_counts_agree_with_the_central_flows_own_bookkeeping():
+    """``central_flow_run`` counts its Hessian-vector products (LOBPCG's, which stop early), third-derivative products
+    and gradients itself; the tally, counting the compiled run from outside, finds the same numbers."""
+    tally = CostTally()
+    with tally:
+        run = gf.central_flow_run(
+            tally.wrap(_loss), X0, lr=0.3, steps=6, tracked=2, eigen=gf.EigenOptions(spectrum="iterative")
+        )
+    cost = tally.cost
+    assert run.hvps > 0 and run.third_derivative_products > 0
+    assert (cost.hvps, cost.third_derivatives, cost.gradients) == (
+        run.hvps,
+        run.third_derivative_products,
+        run.gradients,
+    )
+    assert cost.lobpcg_runs == 6 * run.substeps
