@@ -80,5 +80,5 @@ def test_table_and_figure_show_every_entry(quadratic_and_valley):
     rows = [line for line in text.splitlines() if line.startswith("| |")]
     assert len(rows) == len(entries)
     assert "normalized GD flow | projection" in text and "rod flow | centre" in text
-    fig = crossflow.plot(entries, cases, references, horizons=[10])
+    fig = crossflow.plot(entries, references, horizons=[10])
     assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == len(entries)
