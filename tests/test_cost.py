@@ -29,28 +29,28 @@ def _counted(run):
     return tally.cost
 
 
-def _only(cost: Cost, **expected) -> None:
+def assert_only(cost: Cost, **expected) -> None:
     assert cost._asdict() == {field: float(expected.get(field, 0)) for field in Cost._fields}
 
 
 def test_derivative_orders():
-    _only(_counted(lambda f: jax.jit(f)(X0)), values=1)
-    _only(_counted(lambda f: jax.jit(jax.grad(f))(X0)), gradients=1)
-    _only(_counted(lambda f: jax.jit(jax.value_and_grad(f))(X0)), gradients=1)
-    _only(_counted(lambda f: gf.hvp(f, X0, X0)), hvps=1)
-    _only(_counted(lambda f: third_derivative(f, X0, X0, X0)), third_derivatives=1)
+    assert_only(_counted(lambda f: jax.jit(f)(X0)), values=1)
+    assert_only(_counted(lambda f: jax.jit(jax.grad(f))(X0)), gradients=1)
+    assert_only(_counted(lambda f: jax.jit(jax.value_and_grad(f))(X0)), gradients=1)
+    assert_only(_counted(lambda f: gf.hvp(f, X0, X0)), hvps=1)
+    assert_only(_counted(lambda f: third_derivative(f, X0, X0, X0)), third_derivatives=1)
 
 
 def test_vmap_multiplies_and_loops_repeat():
-    _only(_counted(lambda f: jax.vmap(jax.grad(f))(jnp.ones((5, D)))), gradients=5)
-    _only(_counted(lambda f: gf.hessian(f, X0)), hvps=D, dense_hessians=1)
-    _only(_counted(lambda f: gf.hessian(f, X0, block=4)), hvps=D, dense_hessians=1)  # lax.map in blocks of 4
+    assert_only(_counted(lambda f: jax.vmap(jax.grad(f))(jnp.ones((5, D)))), gradients=5)
+    assert_only(_counted(lambda f: gf.hessian(f, X0)), hvps=D, dense_hessians=1)
+    assert_only(_counted(lambda f: gf.hessian(f, X0, block=4)), hvps=D, dense_hessians=1)  # lax.map in blocks of 4
 
     def loop(f):
         return jax.jit(lambda x: jax.lax.fori_loop(0, 7, lambda i, y: y - 0.01 * jax.grad(f)(y), x))(X0)
 
-    _only(_counted(loop), gradients=7)
-    _only(_counted(lambda f: gf.gd(f, X0, lr=0.01, steps=9).theta), gradients=9, values=1)
+    assert_only(_counted(loop), gradients=7)
+    assert_only(_counted(lambda f: gf.gd(f, X0, lr=0.01, steps=9).theta), gradients=9, values=1)
 
 
 def test_linearised_operator_and_eigensolvers():
@@ -58,10 +58,10 @@ def test_linearised_operator_and_eigensolvers():
         op = hvp_operator(f, X0)
         return op(op(op(X0)))
 
-    _only(_counted(apply_three_times), gradients=1, hvps=3)
-    _only(_counted(lambda f: lanczos(hvp_operator(f, X0), X0, 4).alpha), gradients=1, hvps=4, lanczos_runs=1)
+    assert_only(_counted(apply_three_times), gradients=1, hvps=3)
+    assert_only(_counted(lambda f: lanczos(hvp_operator(f, X0), X0, 4).alpha), gradients=1, hvps=4, lanczos_runs=1)
     pairs = _counted(lambda f: top_eigenpairs(f, X0, 2, m=5, strict=False).values)
-    _only(pairs, gradients=1, hvps=5 + 2, lanczos_runs=1)  # m for the basis, k for the residuals
+    assert_only(pairs, gradients=1, hvps=5 + 2, lanczos_runs=1)  # m for the basis, k for the residuals
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_flow_field_costs(make, per_evaluation):
             )
         )
         jax.block_until_ready(loop(state))
-    _only(tally.cost / n, **per_evaluation)
+    assert_only(tally.cost / n, **per_evaluation)
 
 
 def test_nothing_planted_without_a_tally():
