@@ -27,3 +27,12 @@ def smoke_build() -> Path:
     build = ROOT / "build-smoke"
     runner.reproduce([], root=ROOT, build=build, smoke=True, jobs=SMOKE_JOBS)
     return build
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_compilation_caches():
+    """Drop JAX's compiled programs after each test module. The suite compiles thousands of programs in one process
+    (with host callbacks, in the cost tests); keeping them all for the whole run only grows the process, and one
+    full run on a loaded machine ended in a segmentation fault inside XLA's compiler late in the suite."""
+    yield
+    jax.clear_caches()
