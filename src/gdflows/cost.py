@@ -61,9 +61,6 @@ class Cost(NamedTuple):
     def __truediv__(self, steps: float) -> Cost:
         return Cost(*(count / steps for count in self))
 
-    def __sub__(self, other: Cost) -> Cost:
-        return Cost(*(a - b for a, b in zip(self, other, strict=True)))
-
 
 _KINDS = {
     0: "values",
@@ -110,10 +107,13 @@ class CostTally:
     def _add(self, kind: str, times: int) -> None:
         self._counts[kind] += times
 
+    def _plant(self, field: str, times: int) -> None:
+        """A callback in the program being traced that adds ``times`` to ``field`` each time it runs."""
+        jax.debug.callback(functools.partial(self._add, field, times))
+
     def record(self, kind, like) -> None:
-        """Plant a callback that adds one ``kind`` (times the batch size of ``like``) each time it runs."""
-        _, times = _levels(like)
-        jax.debug.callback(functools.partial(self._add, _KINDS[kind], times))
+        """Count one ``kind`` (times the batch size of ``like``) each time the traced program runs this point."""
+        self._plant(_KINDS[kind], _levels(like)[1])
 
     def wrap(self, loss: Callable) -> Callable:
         """``loss`` with every evaluation counted by its derivative order (values, gradients, HVPs, third)."""
@@ -122,7 +122,7 @@ class CostTally:
         def counted(*args):
             order, times = _levels(args)
             order -= len(_LINEARIZING)  # the linearisation of a gradient costs a gradient; its uses count as HVPs
-            jax.debug.callback(functools.partial(self._add, _KINDS[min(order, 3)], times))
+            self._plant(_KINDS[min(order, 3)], times)
             return loss(*args)
 
         return counted
