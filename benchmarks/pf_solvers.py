@@ -1,4 +1,4 @@
-r"""Integrating the principal flow: Dopri8 and Dopri5 against the exponential integrator (``solver="exponential"``).
+r"""Integrating the principal flow: Dopri8, Dopri5 and Tsit5 against the exponential integrators (``"exponential"``).
 
 Usage::
 
@@ -22,10 +22,23 @@ against a reference solve at a tight tolerance (``reference``). Problems:
   :math:`h = 2.2/\lambda_{\max}`, real-part PF; quick: :math:`2 \to 4 \to 1`, 17 parameters), where
   Dopri8 gets a wall-time budget and the reference is the exponential solve at a 100 times tighter
   tolerance (Dopri8 cannot reach it in reasonable time).
+
+Then the Krylov spectrum (``spectrum="krylov"``), where ``solver="exponential"`` is ETD2RK by
+Lanczos and the Hessian-vector products are counted by :class:`gdflows.cost.CostTally`:
+
+* the same MLP over 10 GD steps (quick: 2), Krylov dimension 16 (quick: 8), Dopri8 and the
+  exponential solver at the MLP's ``rtol``;
+* F7's network (full: the 1,482-parameter tanh MLP on 200 digits, :math:`h = 0.5`, from GD's
+  step 640, where the catapult starts, 4 GD steps, Krylov dimension 16 as in F7; quick: one hidden
+  layer of 4, 50 digits, from step 20, 2 GD steps), complex and real-part PF, Dopri8, Tsit5 and
+  the exponential solver at ``rtol`` from 1e-3 to 1e-6: a work–precision comparison.
+
+The Krylov rows' reference is Dopri8 at rtol 1e-11 on the same Krylov field.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 import warnings
@@ -37,9 +50,10 @@ from flax import nnx
 
 import gdflows as gf
 from gdflows import problems
+from gdflows.cost import CostTally
 from gdflows.models import MLP, flatten
 from gdflows_book.benchmarks import TimedRun, measured_on, parse_args, seconds, table, write_results
-from gdflows_book.setups import diagonal_quadratic
+from gdflows_book.setups import diagonal_quadratic, digits_network
 from gdflows_book.timing import progress_printer
 
 jax.config.update("jax_enable_x64", True)  # float64: solver errors are measured down to 1e-10
@@ -56,6 +70,13 @@ SETTINGS = {
         "mlp_solvers": ["dopri8", "exponential"],  # Dopri5 is slower than both on the toys
         "mlp_rtol": 1e-6,
         "mlp_wall_s": 150,
+        # the Krylov route: F7's network from GD step 640 (the catapult), and the 362-parameter MLP over 10 GD steps
+        "network": {"n_train": 200, "hidden": [16, 16], "lr": 0.5, "start": 640, "steps": 4, "krylov_dim": 16},
+        "network_spaces": ["complex", "real"],
+        "network_solvers": ["dopri8", "tsit5", "exponential"],
+        "network_rtols": [1e-3, 1e-4, 1e-5, 1e-6],
+        "krylov_mlp_steps": 10,
+        "krylov_mlp_dim": 16,
     },
     "quick": {
         "spaces": ["complex"],
@@ -66,9 +87,16 @@ SETTINGS = {
         "mlp_solvers": ["dopri8", "exponential"],
         "mlp_rtol": 1e-8,
         "mlp_wall_s": 60,
+        "network": {"n_train": 50, "hidden": [4], "lr": 0.5, "start": 20, "steps": 2, "krylov_dim": 8},
+        "network_spaces": ["complex"],
+        "network_solvers": ["dopri8", "exponential"],
+        "network_rtols": [1e-4],
+        "krylov_mlp_steps": 2,
+        "krylov_mlp_dim": 8,
     },
 }
 TOY_RTOL, REFERENCE_RTOL = 1e-8, 1e-12
+KRYLOV_REFERENCE_RTOL = 1e-11  # Dopri8 on the same Krylov field: the reference of the Krylov rows
 
 
 def _mlp(sizes, points):
@@ -87,13 +115,35 @@ def _solve(flow, theta0, steps, solver, rtol, wall=None):
         return sol, time.perf_counter() - start
 
 
-def measure(name, loss, theta0, lr, steps, space, rtol, solvers, *, reference, wall=None, warm=True) -> list[dict]:
-    """One row per solver (see the module docstring); ``reference`` is ``(solver, rtol)``."""
-    flow = gf.principal_flow(loss, lr=lr, space=space, spectrum="dense")
+def _flow(loss, lr, space, krylov_dim):
+    """The PF on the dense spectrum (``krylov_dim`` None) or on the Krylov one."""
+    if krylov_dim is None:
+        return gf.principal_flow(loss, lr=lr, space=space, spectrum="dense")
+    return gf.principal_flow(loss, lr=lr, space=space, spectrum="krylov", krylov_dim=krylov_dim)
+
+
+def _counted_hvps(loss, theta0, lr, steps, space, krylov_dim, solver, rtol) -> int:
+    """Hessian-vector products of one solve, counted by :class:`gdflows.cost.CostTally`."""
+    tally = CostTally()
+    with tally:
+        _solve(_flow(tally.wrap(loss), lr, space, krylov_dim), theta0, steps, solver, rtol)
+    return tally.cost.hvps
+
+
+def measure(
+    name, loss, theta0, lr, steps, space, rtols, solvers, *, reference, wall=None, warm=True, krylov_dim=None
+) -> list[dict]:
+    """One row per solver and tolerance in ``rtols`` (one or a list; see the module docstring).
+
+    ``reference`` is ``(solver, rtol)``; ``krylov_dim`` None for the dense spectrum (HVPs = evaluations x
+    parameters), else the Krylov dimension (HVPs counted)."""
+    flow = _flow(loss, lr, space, krylov_dim)
     d = int(theta0.size)
     ref, _ = _solve(flow, theta0, steps, *reference)
+    gd = gf.gd(loss, theta0, lr=lr, steps=steps).theta
+    pf_to_gd = float(np.max(np.linalg.norm(ref.theta - gd[: len(ref.theta)], axis=1)))
     rows = []
-    for solver in solvers:
+    for solver, rtol in itertools.product(solvers, rtols if isinstance(rtols, list) else [rtols]):
         sol, first = _solve(flow, theta0, steps, solver, rtol, wall if solver != "exponential" else None)
         warm_s = (
             _solve(flow, theta0, steps, solver, rtol, wall if solver != "exponential" else None)[1] if warm else None
@@ -114,11 +164,17 @@ def measure(name, loss, theta0, lr, steps, space, rtol, solvers, *, reference, w
                 "accepted_per_gd_step": sol.stats.accepted_steps / per,
                 "rejected_per_gd_step": sol.stats.rejected_steps / per,
                 "evaluations_per_gd_step": sol.stats.vector_field_evaluations / per,
-                "hvps_per_gd_step": sol.stats.vector_field_evaluations * d / per,
+                "spectrum": "dense" if krylov_dim is None else f"Krylov m = {krylov_dim}",
+                "hvps_per_gd_step": (
+                    sol.stats.vector_field_evaluations * d
+                    if krylov_dim is None
+                    else _counted_hvps(loss, theta0, lr, steps, space, krylov_dim, solver, rtol)
+                )
+                / per,
                 "first_call_s": first,
                 "warm_s_per_gd_step": None if warm_s is None else warm_s / per,
                 "max_error": error,
-                "reference": {"solver": reference[0], "rtol": reference[1]},
+                "reference": {"solver": reference[0], "rtol": reference[1], "pf_to_gd": pf_to_gd},
             }
         )
         progress(f"{name} ({space}) {solver}: {rows[-1]['evaluations_per_gd_step']:.1f} evaluations per GD step")
@@ -149,6 +205,35 @@ def run_all(settings: dict) -> list[dict]:
         wall=settings["mlp_wall_s"],
         warm=False,
     )
+    krylov_reference = ("dopri8", KRYLOV_REFERENCE_RTOL)
+    rows += measure(
+        name,
+        loss,
+        theta0,
+        lr,
+        settings["krylov_mlp_steps"],
+        "real",
+        rtol,
+        ["dopri8", "exponential"],
+        reference=krylov_reference,
+        krylov_dim=settings["krylov_mlp_dim"],
+    )
+    network = settings["network"]
+    _, net = digits_network(network["n_train"], network["hidden"])
+    start = gf.gd(net.loss, net.theta0, lr=network["lr"], steps=network["start"]).theta[-1]
+    for space in settings["network_spaces"]:
+        rows += measure(
+            f"F7 network, {net.size} parameters, from GD step {network['start']}",
+            net.loss,
+            jnp.asarray(start),
+            network["lr"],
+            network["steps"],
+            space,
+            settings["network_rtols"],
+            settings["network_solvers"],
+            reference=krylov_reference,
+            krylov_dim=network["krylov_dim"],
+        )
     return rows
 
 
@@ -156,6 +241,7 @@ def markdown(results: dict) -> str:
     header = [
         "problem",
         "PF",
+        "spectrum",
         "solver",
         "rtol",
         "GD steps",
@@ -164,6 +250,7 @@ def markdown(results: dict) -> str:
         "accepted / rejected per GD step",
         "time / GD step",
         "max error",
+        "PF to GD",
     ]
     body = []
     for r in results["rows"]:
@@ -176,6 +263,7 @@ def markdown(results: dict) -> str:
             [
                 r["problem"],
                 r["space"],
+                r["spectrum"],
                 f"`{r['solver']}`",
                 f"{r['rtol']:g}",
                 f"{r['gd_steps_reached']} of {r['gd_steps']}",
@@ -184,6 +272,7 @@ def markdown(results: dict) -> str:
                 f"{r['accepted_per_gd_step']:.1f} / {r['rejected_per_gd_step']:.1f}",
                 time_cell,
                 "—" if r["max_error"] is None else f"{r['max_error']:.1e}",
+                f"{r['reference']['pf_to_gd']:.1e}",
             ]
         )
     lines = [
@@ -191,12 +280,16 @@ def markdown(results: dict) -> str:
         "",
         measured_on(results, "one warm call per solve; the MLP's solves are timed once, compilation included"),
         "",
-        "Errors: largest |θ − θ_ref| at GD's times; the reference is Dopri8 at rtol 1e-12 for the toys and "
-        "the exponential solve at a 100 times tighter rtol for the MLP. HVPs: the dense field builds the Hessian "
-        "from one Hessian-vector product per parameter, so HVPs = evaluations × parameters. A solve that stopped "
-        "(wall-time budget on the MLP) is counted over the GD steps it reached.",
+        "Errors: largest |θ − θ_ref| at GD's times, against a reference solve of the same field: Dopri8 at "
+        f"rtol {REFERENCE_RTOL:g} for the toys, the exponential solve at a 100 times tighter rtol for the dense MLP, "
+        f"Dopri8 at rtol {KRYLOV_REFERENCE_RTOL:g} for the Krylov rows. *PF to GD*: the largest distance "
+        "‖θ_ref(nh) − θ_n‖ between that reference and GD, the effect the PF models, for scale. HVPs: the dense "
+        "field builds the Hessian from one Hessian-vector product per parameter, so HVPs = evaluations × "
+        "parameters; on the Krylov spectrum they are counted (`gdflows.cost.CostTally`), and an exponential "
+        "evaluation is one Lanczos run (the field at a point, or a function of the frozen linear part applied to a "
+        "vector). A solve that stopped (wall-time budget on the MLP) is counted over the GD steps it reached.",
         "",
-        *table(header, body, "lllrrrrrrr"),
+        *table(header, body, "llllrrrrrrrr"),
         "",
     ]
     return "\n".join(lines)

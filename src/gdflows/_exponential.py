@@ -43,15 +43,18 @@ the dense route), three at the stages and one at its end, plus one at the start.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.tree_util import Partial
 
+from gdflows import spectral
 from gdflows._results import FlowScan
 
 
@@ -123,13 +126,105 @@ def etdrk4_step(parts: Callable, x: jax.Array, field: jax.Array, linear, dt):
     new = new + linear.apply(lambda mu: weights(mu)[2], n4)
     field_new, linear_new = parts(new)
     error = linear.apply(lambda mu: weights(mu)[2], n4 - remainder(new, field_new))
-    return new, field_new, linear_new, error
+    return new, (field_new, linear_new), error
+
+
+class ExponentialMethod(NamedTuple):
+    r"""How ``solve(..., solver="exponential")`` steps a flow: a flow's ``exponential`` hook.
+
+    ``start(x)`` is what a step from :math:`x` needs (the field and the frozen linear part there);
+    a step returns the next point's ``start`` too (first same as last), so an accepted step's end
+    starts the next step.
+    """
+
+    start: Callable[[jax.Array], Any]  # x -> cache
+    step: Callable[[jax.Array, Any, jax.Array], tuple[jax.Array, Any, jax.Array]]  # (x, cache, dt) -> (x', cache', err)
+    order: int  # the error estimate is O(dt^order): the step-size factor is err^(-1/order)
+    evaluations: int  # per attempted step: field evaluations, or Krylov runs that cost as much
+
+
+def etdrk4(parts: Callable[[jax.Array], tuple[jax.Array, Any]]) -> ExponentialMethod:
+    r"""Adaptive ETDRK4 (:func:`etdrk4_step`) on ``parts(x) -> (F(x), linear part with apply(g, v) = g(A)v)``."""
+    return ExponentialMethod(parts, Partial(_etdrk4_step, parts), order=4, evaluations=4)
+
+
+def _etdrk4_step(parts, x, cache, dt):
+    return etdrk4_step(parts, x, *cache, dt)
+
+
+def krylov_etd2(
+    gradient_and_operator: Callable[[jax.Array], tuple[jax.Array, Callable]],
+    coefficient: Callable[[jax.Array], jax.Array],
+    rate: Callable[[jax.Array], jax.Array],
+    m: int,
+    symmetric: str,
+    tol: float | None = None,
+) -> ExponentialMethod:
+    r"""Adaptive exponential Runge–Kutta of order 2 (Cox & Matthews' ETD2RK) for :math:`F = c(H)\nabla E`, by Lanczos.
+
+    ``gradient_and_operator(x) -> (∇E(x), v ↦ H(x)v)``; ``m`` is the Krylov dimension (the most,
+    with ``tol``: see :func:`gdflows.spectral.krylov_apply`); ``coefficient`` and ``rate`` are the
+    field's :math:`c(\lambda)` and the linear part's :math:`a(\lambda)` (the PF's
+    :math:`\log(1 - h\lambda)/(h\lambda)` and :math:`\log(1 - h\lambda)/h`, or their real parts),
+    elementwise on eigenvalues :math:`\lambda` of :math:`H`. The linear part :math:`A = a(H_n)` is
+    frozen at the step's start :math:`\theta_n`, and every function of it is applied by Lanczos
+    on Hessian-vector products at :math:`\theta_n` (``m`` steps, :func:`gdflows.spectral.lanczos`).
+    A step of size :math:`dt`:
+
+    .. math::
+       a &= \theta_n + dt\,\varphi_1(dtA)F_n, \qquad
+       \theta_{n+1} = a + dt\,\varphi_2(dtA)\,\big(F(a) - A(a - \theta_n) - F_n\big),
+
+    with :math:`F_n = c(H_n)\nabla E_n`. Since :math:`F_n`, :math:`a - \theta_n` and
+    :math:`A(a - \theta_n) = (e^{dtA} - I)F_n` are all functions of :math:`H_n` applied to
+    :math:`\nabla E_n`, the Krylov space :math:`\mathcal K_m(H_n, \nabla E_n)` that gives the field
+    holds them all. A step costs three Lanczos runs (``3m`` Hessian-vector products and three
+    gradients): the field at :math:`a`, :math:`\varphi_2(dtA)` on the bracket, and the field at
+    :math:`\theta_{n+1}` (the next step's start). The error estimate is the correction
+    :math:`dt\,\varphi_2(dtA)(\dots) = O(dt^2)`, the local error of the exponential Euler step
+    :math:`a`; the solution carried on is the second-order one. With :math:`dt = h` the
+    exponential Euler step of the PF is GD's step, and on a quadratic the bracket vanishes, so
+    the method is exact there (to the Krylov error) for a step of any length.
+    """
+    start = Partial(_krylov_start, gradient_and_operator, coefficient, m, symmetric, tol)
+    step = Partial(_krylov_etd2_step, gradient_and_operator, coefficient, rate, m, symmetric, tol)
+    return ExponentialMethod(start, step, order=2, evaluations=3)
+
+
+def _krylov_start(gradient_and_operator, coefficient, m, symmetric, tol, x):
+    """The Lanczos decomposition of :math:`H(x)` from :math:`\nabla E(x)`: the field there, and every function of
+    the frozen linear part applied to the gradient (``tol``: stop once the field has settled to it)."""
+    g, operator = gradient_and_operator(x)
+    converged = None if tol is None else spectral.settled(coefficient, tol, symmetric)
+    return spectral.lanczos(operator, g, m, converged=converged)
+
+
+def _krylov_etd2_step(gradient_and_operator, coefficient, rate, m, symmetric, tol, x, cache, dt):
+    """One step of :func:`krylov_etd2` from ``x`` (``cache``: its Lanczos decomposition) of size ``dt``."""
+    start = functools.partial(_krylov_start, gradient_and_operator, coefficient, m, symmetric, tol)
+    at_x = spectral.functions_of(cache, symmetric)
+    field = at_x(coefficient)
+    a = x + at_x(lambda lam: dt * phi_functions(dt * rate(lam))[1] * coefficient(lam))
+    a_image = at_x(lambda lam: jnp.expm1(dt * rate(lam)) * coefficient(lam))  # A (a - x) = (e^{dt A} - I) F_n
+    field_a = spectral.functions_of(start(a), symmetric)(coefficient)
+    _, operator = gradient_and_operator(x)
+    bracket = field_a - a_image - field
+    phi2 = lambda lam: phi_functions(dt * rate(lam))[2]  # noqa: E731
+    correction = dt * spectral.krylov_apply(operator, bracket, phi2, m, symmetric=symmetric, tol=tol)
+    new = a + correction
+    return new, start(new), correction
 
 
 # stop codes, as in gdflows._solve.STOP_KINDS: 0 finished, 1 non-finite, 3 step-size collapse, 4 budget
 _RUNNING, _NON_FINITE, _COLLAPSE, _BUDGET = 0, 1, 3, 4
 # a step below this fraction of the save interval ends the solve as a step-size collapse
 MIN_STEP = 1e-12
+
+
+def _finite(tree) -> jax.Array:
+    """Every entry of every floating leaf of ``tree`` finite."""
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree) if jnp.issubdtype(leaf.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves))
 
 
 def _point(state):
@@ -142,52 +237,52 @@ def _as_state(x, like):
 
 @eqx.filter_jit
 def integrate_exponential(
-    parts, position, loss, state0, *, ts: jax.Array, rtol: float, atol: float, max_steps: int
+    method: ExponentialMethod, position, loss, state0, *, ts: jax.Array, rtol: float, atol: float, max_steps: int
 ) -> tuple[FlowScan, jax.Array]:
-    r"""Integrate :math:`\dot x = F(x)` with adaptive ETDRK4 from ``state0``, stepping onto every time of ``ts``.
+    r"""Integrate :math:`\dot x = F(x)` by an adaptive exponential ``method`` from ``state0`` onto each time of ``ts``.
 
-    ``parts(x) -> (F(x), linear part)`` is the flow's ``exponential`` hook, on the point
-    :math:`x` (complex :math:`z` for a state ``(Re z, Im z)``). The first step is one save
+    ``method`` is the flow's ``exponential`` hook (:func:`etdrk4` or :func:`krylov_etd2`), on the
+    point :math:`x` (complex :math:`z` for a state ``(Re z, Im z)``). The first step is one save
     interval. Returns a :class:`~gdflows.FlowScan` (entries after a failure non-finite,
     ``stop_kind`` 0 finished, 1 non-finite, 3 step-size collapse, 4 budget) and the number of
     field evaluations.
     """
     x0 = _point(state0)
     interval = ts[1] - ts[0] if ts.shape[0] > 1 else jnp.ones((), ts.dtype)
-    field0, linear0 = parts(x0)
+    cache0 = method.start(x0)
     saved0 = jnp.full((ts.shape[0], *x0.shape), jnp.nan, x0.dtype).at[0].set(x0)
-    status0 = jnp.where(jnp.all(jnp.isfinite(field0)), _RUNNING, _NON_FINITE)
-    carry0 = (1, ts[0], x0, field0, linear0, interval, saved0, 0, 0, 1, status0)
+    status0 = jnp.where(_finite(cache0), _RUNNING, _NON_FINITE)
+    carry0 = (1, ts[0], x0, cache0, interval, saved0, 0, 0, 1, status0)
 
     def cond(carry):
         k, status = carry[0], carry[-1]
         return (k < ts.shape[0]) & (status == _RUNNING)
 
     def body(carry):
-        k, t, x, field, linear, dt, saved, accepted, rejected, evaluations, _ = carry
+        k, t, x, cache, dt, saved, accepted, rejected, evaluations, _ = carry
         target = ts[k]
         lands = dt >= target - t
         step = jnp.where(lands, target - t, dt)
-        new, field_new, linear_new, error = etdrk4_step(parts, x, field, linear, step)
+        new, cache_new, error = method.step(x, cache, step)
         scale = atol + rtol * jnp.maximum(jnp.abs(x), jnp.abs(new))
         err = jnp.sqrt(jnp.mean(jnp.abs(error / scale) ** 2))
         ok = jnp.isfinite(err) & (err <= 1.0) & jnp.all(jnp.isfinite(new))
-        factor = jnp.where(err == 0.0, 5.0, jnp.clip(0.9 * err ** (-1.0 / 4.0), 0.2, 5.0))
+        factor = jnp.where(err == 0.0, 5.0, jnp.clip(0.9 * err ** (-1.0 / method.order), 0.2, 5.0))
         factor = jnp.where(jnp.isfinite(err), factor, 0.2)
-        field, linear = jax.tree.map(lambda a, b: jnp.where(ok, a, b), (field_new, linear_new), (field, linear))
+        cache = jax.tree.map(lambda a, b: jnp.where(ok, a, b), cache_new, cache)
         x = jnp.where(ok, new, x)
         landed = ok & lands
         t = jnp.where(ok, jnp.where(lands, target, t + step), t)
         saved = jnp.where(landed, saved.at[k].set(x), saved)
         accepted, rejected = accepted + ok, rejected + (~ok)
-        evaluations = evaluations + 4
+        evaluations = evaluations + method.evaluations
         dt = step * factor
-        status = jnp.where(ok & ~jnp.all(jnp.isfinite(field)), _NON_FINITE, _RUNNING)
+        status = jnp.where(ok & ~_finite(cache), _NON_FINITE, _RUNNING)
         status = jnp.where((status == _RUNNING) & (dt < MIN_STEP * interval), _COLLAPSE, status)
         status = jnp.where((status == _RUNNING) & (accepted + rejected >= max_steps), _BUDGET, status)
-        return k + landed, t, x, field, linear, dt, saved, accepted, rejected, evaluations, status
+        return k + landed, t, x, cache, dt, saved, accepted, rejected, evaluations, status
 
-    k, _, _, _, _, _, saved, accepted, rejected, evaluations, status = jax.lax.while_loop(cond, body, carry0)
+    k, _, _, _, _, saved, accepted, rejected, evaluations, status = jax.lax.while_loop(cond, body, carry0)
     finished = k == ts.shape[0]
     status = jnp.where(finished & (status == _BUDGET), _RUNNING, status)  # the budget ran out on the last step
     states = jax.vmap(lambda x: _as_state(x, state0))(saved)

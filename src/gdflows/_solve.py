@@ -251,8 +251,8 @@ def _check_solver(solver: str, fixed_steps: int | None, fixed_name: str, flow: F
     if solver == EXPONENTIAL and flow is not None and flow.exponential is None:
         raise ValueError(
             f"solver='exponential' needs a flow that offers its linear part (flow.exponential), and {flow.name!r} does "
-            "not: it is built for the principal flow's dense spectrum, principal_flow(loss, lr=h, spectrum='dense') "
-            "with branch 'shifted' or 'principal'; for this flow use an adaptive solver such as solver='dopri8'."
+            "not: it is built for the principal flow, principal_flow(loss, lr=h) with branch 'shifted' or "
+            "'principal'; for this flow use an adaptive solver such as solver='dopri8'."
         )
     if solver in FIXED_STEP_SOLVERS and fixed_steps is None:
         raise ValueError(
@@ -339,7 +339,8 @@ EXPONENTIAL = "exponential"
 
 def _integrate_exponential_flow(flow: Flow, state0, **settings):
     """:func:`integrate_exponential` on ``flow``'s traced functions: ``(FlowScan, field evaluations)``."""
-    return integrate_exponential(flow.exponential, flow.position, flow.loss, state0, **settings)
+    size = jax.tree.leaves(state0)[0].shape[-1]  # the parameters' number: the method may depend on it
+    return integrate_exponential(flow.exponential(size), flow.position, flow.loss, state0, **settings)
 
 
 def _flat_flow(flow: Flow, theta0) -> tuple[Flow, jax.Array, object]:
@@ -423,11 +424,12 @@ def solve(
         tolerances used to compare flows with GD), ``"tsit5"`` or ``"dopri5"`` (cheaper at loose
         tolerances); fixed-step: ``"euler"`` (explicit Euler, order 1) or ``"rk4"`` (classical
         Runge–Kutta, order 4), which need ``fixed_steps_per_gd_step``; ``"exponential"`` (the principal
-        flow on the dense spectrum only): adaptive exponential Runge–Kutta (ETDRK4, embedded third
-        order) with the linear part :math:`\log(I - hH)/h` frozen at each step's start
-        (``gdflows._exponential``): exact on quadratics in one step per GD step, four dense
-        evaluations per attempted step; no ``progress`` display or ``max_wall_time`` limit, and
-        with ``spectrum="auto"`` it uses the dense spectrum at every size.
+        flow, branch ``"shifted"`` or ``"principal"``): an adaptive exponential Runge–Kutta method
+        with the linear part :math:`\log(I - hH)/h` frozen at each step's start
+        (``gdflows._exponential``), exact on quadratics in one step per GD step: ETDRK4 (embedded
+        third order, four dense evaluations per attempted step) on the dense spectrum, ETD2RK by
+        Lanczos (three Lanczos runs, ``3 krylov_dim`` Hessian-vector products, per attempted step)
+        on the Krylov one; no ``progress`` display or ``max_wall_time`` limit.
       max_steps: bound on the adaptive solver's steps; a flow that needs more (blow-up,
         stiffness) is stopped and reported. A fixed-step scheme always takes
         ``steps * fixed_steps_per_gd_step`` steps.

@@ -152,7 +152,13 @@ def _bilinear(a, b):
     return jnp.sum(a * b)
 
 
-def lanczos(matvec: Callable[[jax.Array], jax.Array], v: jax.Array, m: int) -> Lanczos:
+def lanczos(
+    matvec: Callable[[jax.Array], jax.Array],
+    v: jax.Array,
+    m: int,
+    *,
+    converged: Callable[[Lanczos, jax.Array], jax.Array] | None = None,
+) -> Lanczos:
     r"""``m`` steps of Lanczos with full reorthogonalisation, started from ``v``; jittable.
 
     Every new vector is orthogonalised against all previous ones twice (classical
@@ -161,6 +167,11 @@ def lanczos(matvec: Callable[[jax.Array], jax.Array], v: jax.Array, m: int) -> L
     becomes invariant after ``k < m`` steps (a breakdown, :math:`\beta_k \approx 0`), the
     remaining rows of the basis are zero, ``steps`` is ``k`` and :math:`T_m` decouples, which
     leaves :math:`f(T_m)e_1` exact.
+
+    ``converged(lz, k)``, if given, is asked after every ``CHECK_EVERY``-th step with the
+    decomposition of the first ``k`` steps (:math:`T_k` padded with zeros); when it says True the
+    process stops there as at a breakdown, and the products with :math:`H` it would have spent
+    on the remaining steps are skipped.
     """
     v = jnp.asarray(v)
     note("lanczos", v)
@@ -173,22 +184,53 @@ def lanczos(matvec: Callable[[jax.Array], jax.Array], v: jax.Array, m: int) -> L
     def body(j, carry):
         basis, alpha, beta, q, alive, steps = carry
         basis = basis.at[j].set(q)
-        w = matvec(q)
+        w = matvec(q) if converged is None else jax.lax.cond(alive, matvec, jnp.zeros_like, q)
         scale = jnp.sqrt(jnp.sum(jnp.abs(w) ** 2))
         a = _bilinear(q, w)
         w = w - basis.T @ (basis @ w)
         w = w - basis.T @ (basis @ w)
         b = jnp.sqrt(_bilinear(w, w))
         ok = alive & (jnp.abs(b) > 64 * eps * jnp.maximum(scale, jnp.abs(a)))
-        q_next = jnp.where(ok, w / jnp.where(ok, b, 1.0), jnp.zeros_like(w))
         alpha = alpha.at[j].set(jnp.where(alive, a, 0.0))
-        beta = beta.at[j].set(jnp.where(ok, b, 0.0))
         steps = steps + alive.astype(jnp.int32)
+        if converged is not None:
+            k = j + 1
+            check = ok & (k % CHECK_EVERY == 0) & (k < m)
+            so_far = Lanczos(alpha, beta.at[j].set(0.0), basis, norm, steps)
+            ok = ok & ~jax.lax.cond(check, lambda: converged(so_far, k), lambda: jnp.array(False))
+        q_next = jnp.where(ok, w / jnp.where(ok, b, 1.0), jnp.zeros_like(w))
+        beta = beta.at[j].set(jnp.where(ok, b, 0.0))
         return basis, alpha, beta, q_next, ok, steps
 
     init = (basis0, jnp.zeros(m, dtype), jnp.zeros(m, dtype), q0, jnp.array(True), jnp.array(0, jnp.int32))
     basis, alpha, beta, _, _, steps = jax.lax.fori_loop(0, m, body, init)
     return Lanczos(alpha, beta, basis, norm, steps)
+
+
+#: :func:`lanczos` asks its ``converged`` test after every this many steps
+CHECK_EVERY = 4
+
+
+def settled(
+    f: Callable[[jax.Array], jax.Array], tol: float, symmetric: Literal["real", "complex"]
+) -> Callable[[Lanczos, jax.Array], jax.Array]:
+    r"""A ``converged`` test for :func:`lanczos`: the Krylov approximation of :math:`f(H)v` has settled.
+
+    True at step :math:`k` when :math:`\|y_k - y_{k-c}\| \le \mathrm{tol}\,\|y_k\|`, with
+    :math:`y_k = f(T_k)e_1` (padded with zeros) and :math:`c` = ``CHECK_EVERY``: the change of
+    the approximation over the last :math:`c` steps, an estimate of its error where the error
+    falls fast with the dimension (the basis is orthonormal, so these are the norms of the
+    approximations themselves for a real symmetric :math:`H`).
+    """
+
+    def test(lz: Lanczos, k: jax.Array) -> jax.Array:
+        index = jnp.arange(lz.alpha.shape[0])
+        shorter = lz._replace(alpha=jnp.where(index < k - CHECK_EVERY, lz.alpha, 0.0))
+        shorter = shorter._replace(beta=jnp.where(index < k - CHECK_EVERY - 1, lz.beta, 0.0))
+        now, before = _small(lz, f, symmetric), _small(shorter, f, symmetric)
+        return jnp.linalg.norm(now - before) <= tol * jnp.linalg.norm(now)
+
+    return test
 
 
 class Eigenpairs(NamedTuple):
@@ -293,6 +335,7 @@ def krylov_apply(
     m: int,
     *,
     symmetric: Literal["real", "complex"] = "real",
+    tol: float | None = None,
 ) -> jax.Array:
     r"""The Krylov approximation :math:`f(H)v \approx \langle v,v\rangle^{1/2}\,V_m^\top f(T_m)e_1`; jittable.
 
@@ -309,19 +352,59 @@ def krylov_apply(
       symmetric: ``"real"`` for a real symmetric :math:`H` (``eigh`` of :math:`T_m`);
         ``"complex"`` for a complex-symmetric :math:`H` (complex-symmetric Lanczos and ``eig`` of
         :math:`T_m`), as for the Hessian of a holomorphic loss at complex parameters.
+      tol: None for exactly ``m`` steps; else ``m`` is the most, and the process stops once the
+        approximation has settled to ``tol`` (:func:`settled`, asked every ``CHECK_EVERY`` steps).
     """
     if symmetric not in ("real", "complex"):
         raise ValueError(f"symmetric must be 'real' or 'complex', got {symmetric!r}.")
-    lz = lanczos(matvec, v, m)
+    converged = None if tol is None else settled(f, tol, symmetric)
+    return functions_of(lanczos(matvec, v, m, converged=converged), symmetric)(f)
+
+
+def krylov_functions(
+    matvec: Callable[[jax.Array], jax.Array],
+    v: jax.Array,
+    m: int,
+    *,
+    symmetric: Literal["real", "complex"] = "real",
+) -> Callable[[Callable[[jax.Array], jax.Array]], jax.Array]:
+    r"""``f -> f(H)v`` (as :func:`krylov_apply`) for any number of functions :math:`f`, from one Lanczos run.
+
+    One basis :math:`V_m` and one eigendecomposition of :math:`T_m` serve every :math:`f`: the
+    further functions cost :math:`O(dm)` each and no product with :math:`H`.
+    """
+    if symmetric not in ("real", "complex"):
+        raise ValueError(f"symmetric must be 'real' or 'complex', got {symmetric!r}.")
+    return functions_of(lanczos(matvec, v, m), symmetric)
+
+
+def _small(lz: Lanczos, f: Callable[[jax.Array], jax.Array], symmetric: str) -> jax.Array:
+    """:math:`f(T)e_1` in the basis' coordinates."""
+    return _eigen_small(lz, symmetric)(f)
+
+
+def _eigen_small(lz: Lanczos, symmetric: str) -> Callable[[Callable], jax.Array]:
+    """``f -> f(T)e_1`` from one eigendecomposition of ``lz``'s tridiagonal :math:`T`."""
+    m = lz.alpha.shape[0]
     t = lz.tridiagonal()
     if symmetric == "real":
         theta, s = jnp.linalg.eigh(t)
-        small = s @ (f(theta) * s[0, :])
+        first = s[0, :]
     else:
         theta, s = jnp.linalg.eig(t)
-        e1 = jnp.zeros(m, s.dtype).at[0].set(1.0)
-        small = s @ (f(theta) * jnp.linalg.solve(s, e1))
-    return lz.norm * (small.astype(jnp.result_type(small, lz.basis)) @ lz.basis)
+        first = jnp.linalg.solve(s, jnp.zeros(m, s.dtype).at[0].set(1.0))
+    return lambda f: s @ (f(theta) * first)
+
+
+def functions_of(lz: Lanczos, symmetric: Literal["real", "complex"]) -> Callable[[Callable], jax.Array]:
+    r"""``f -> \langle v,v\rangle^{1/2} V_m^\top f(T_m)e_1`` from a Lanczos decomposition (:func:`krylov_functions`)."""
+    small_of = _eigen_small(lz, symmetric)
+
+    def apply(f: Callable[[jax.Array], jax.Array]) -> jax.Array:
+        small = small_of(f)
+        return lz.norm * (small.astype(jnp.result_type(small, lz.basis)) @ lz.basis)
+
+    return apply
 
 
 # ----------------------------------------------------------------------------- LOBPCG

@@ -47,9 +47,10 @@ class Flow(NamedTuple):
         integrated (its derivative in ``vector_field`` is zero); None for most flows.
       stall_spectrum: optional ``state -> eigenvalues of hH`` there (or None), which :func:`gdflows.solve`
         reports (the one nearest 1) when its steps collapse; None for most flows.
-      exponential: optional ``x -> (F(x), linear part)`` on the flow's point :math:`x` (the complex
-        :math:`z` of a state ``(Re z, Im z)``), the linear part offering ``apply(g, v)`` :math:`= g(A)v`;
-        what ``solve(..., solver="exponential")`` needs (the principal flow's dense route has it).
+      exponential: optional ``d -> ExponentialMethod`` for ``d`` parameters, an exponential
+        integrator on the flow's point :math:`x` (the complex :math:`z` of a state ``(Re z, Im z)``):
+        what ``solve(..., solver="exponential")`` needs (the principal flow has it, for its dense
+        and its Krylov spectrum; ``gdflows._exponential``).
 
     ``loss`` is the factory's loss with its ``args`` bound; ``init``, ``vector_field`` and
     ``position`` work on the flat vector :math:`\theta` of a loss of a flat vector (``init``
@@ -66,7 +67,7 @@ class Flow(NamedTuple):
     factory: Callable[[Callable], Flow] | None = None
     after_step: Callable[[State], State] | None = None
     stall_spectrum: Callable[[State], jax.Array] | None = None
-    exponential: Callable[[jax.Array], tuple[jax.Array, Any]] | None = None
+    exponential: Callable[[int], Any] | None = None
 
 
 def flow_factory(make: Callable[..., Flow]) -> Callable[..., Flow]:

@@ -22,8 +22,8 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gdflows._checks import check_lr, check_positive_int
-from gdflows._exponential import DenseLinearPart
+from gdflows._checks import check_lr, check_number, check_positive_int
+from gdflows._exponential import DenseLinearPart, etdrk4, krylov_etd2
 from gdflows.errors import NotHolomorphicError
 from gdflows.flows._base import Flow, bind, first, flow_factory, parameter_flow, precision_checked
 from gdflows.flows._loss_checks import check_holomorphic
@@ -133,6 +133,7 @@ def principal_flow(
     space: Literal["complex", "real"] = "complex",
     spectrum: Literal["auto", "dense", "krylov"] = "auto",
     krylov_dim: int = 32,
+    krylov_tol: float | None = None,
     branch: Literal["shifted", "continued", "principal"] = "shifted",
 ) -> Flow:
     r"""The principal flow :math:`\dot\theta = \frac{\log(I - hH)}{hH}\nabla E`, from a dense or a Krylov spectrum.
@@ -157,8 +158,13 @@ def principal_flow(
         (:math:`m = 32`) cost 1.0 and 1.1 ms at 51 parameters, 826 and 3 ms at 201, 5.6 s and
         3.8 ms at 1,001, 31 s and 12 ms at 2,001. Above the crossover the field is then the
         Krylov approximation with ``krylov_dim``, not the dense reference.
-      krylov_dim: the Krylov dimension :math:`m` for ``spectrum="krylov"`` (and ``"auto"``); fixed,
-        not chosen by a residual estimate.
+      krylov_dim: the Krylov dimension :math:`m` for ``spectrum="krylov"`` (and ``"auto"``): the
+        number of Lanczos steps per evaluation, or with ``krylov_tol`` the most.
+      krylov_tol: None (the default) for exactly ``krylov_dim`` steps. Else each Lanczos run stops
+        once its approximation has settled: when the change of :math:`c(hT_k)e_1` over the last four
+        steps is at most ``krylov_tol`` times its norm (:func:`gdflows.spectral.settled`), so the
+        dimension follows the spectrum: few steps where :math:`c(h\lambda)` is smooth on it, up to
+        ``krylov_dim`` near :math:`h\lambda = 1`.
       branch: the branch of :math:`\log(1 - h\lambda)` for ``space="complex"``. ``"shifted"`` (the
         default) moves the cut off the real axis to :math:`\{1 + is: s > 0\}` (see
         :func:`pf_coefficient`); ``"principal"`` keeps the principal logarithm, whose cut is the
@@ -212,7 +218,11 @@ def principal_flow(
     :math:`O(d\,m^2)` reorthogonalisation. A Dopri8 step takes 13 evaluations, and steps shrink
     where an eigenvalue crosses :math:`h\lambda = 1`, so on networks expect thousands of
     evaluations per GD step: use ``spectrum="krylov"``, ``space="real"``, and ``progress`` /
-    ``max_wall_time`` of :func:`gdflows.solve` to watch and bound it.
+    ``max_wall_time`` of :func:`gdflows.solve` to watch and bound it. ``solve(..., solver="exponential")``
+    integrates the linear part :math:`\log(I - hH)/h` exactly (ETDRK4 on the dense spectrum, ETD2RK by
+    Lanczos on the Krylov one, three Lanczos runs per step): exact on quadratics in one step per GD
+    step, and on networks cheaper than the explicit solvers at loose tolerances (the benchmarks page
+    measures by how much).
 
     Example:
       On :math:`E = \tfrac a2\theta^2` the PF is linear, :math:`\dot\theta = \tfrac1h\log(1 - ha)\,\theta`,
@@ -237,6 +247,8 @@ def principal_flow(
     if spectrum not in ("dense", "krylov", "auto"):
         raise ValueError(f"spectrum must be 'dense', 'krylov' or 'auto', got spectrum={spectrum!r}.")
     krylov_dim = check_positive_int("krylov_dim", krylov_dim)
+    if krylov_tol is not None:
+        krylov_tol = check_number("krylov_tol", krylov_tol, example="krylov_tol=1e-8")
     if branch not in ("shifted", "continued", "principal"):
         raise ValueError(f"branch must be 'shifted', 'continued' or 'principal', got branch={branch!r}.")
     if branch == "continued" and spectrum == "auto":
@@ -261,14 +273,14 @@ def principal_flow(
         )
     holomorphic = space == "complex"
     dense = bind(_dense_field, loss, jnp.asarray(h), holomorphic, branch)
-    krylov = bind(_krylov_field, loss, jnp.asarray(h), holomorphic, krylov_dim, branch)
+    krylov = bind(_krylov_field, loss, jnp.asarray(h), holomorphic, krylov_dim, krylov_tol, branch)
     field = {"dense": dense, "krylov": krylov, "auto": bind(_auto_field, dense, krylov)}[spectrum]
     spectrum_at = {
         "dense": bind(_spectrum_at, loss, jnp.asarray(h), holomorphic),
         "auto": bind(_auto_spectrum_at, bind(_spectrum_at, loss, jnp.asarray(h), holomorphic)),
     }.get(spectrum)
-    # the exponential integrator's hook: the dense route ("auto" included, whatever the size)
-    exponential = bind(_dense_parts, loss, jnp.asarray(h), holomorphic, branch) if spectrum != "krylov" else None
+    # solve(..., solver="exponential"): ETDRK4 on the dense route, ETD2 by Lanczos on the Krylov one
+    exponential = bind(_exponential_method, loss, jnp.asarray(h), holomorphic, branch, spectrum, krylov_dim, krylov_tol)
     if not holomorphic:
         flow = parameter_flow("PF (real part)", loss, field, lr=h)
         return flow._replace(stall_spectrum=spectrum_at, exponential=exponential)
@@ -369,7 +381,32 @@ def _dense_parts(loss, h, holomorphic: bool, branch: str, x) -> tuple[jax.Array,
     return linear.apply(lambda _: coefficient, grad(x)), linear
 
 
-def _krylov_field(loss, h, holomorphic: bool, krylov_dim: int, branch: str, x):
+def _exponential_method(loss, h, holomorphic: bool, branch: str, spectrum: str, krylov_dim: int, krylov_tol, d: int):
+    r"""The exponential integrator for ``d`` parameters: :func:`~gdflows._exponential.etdrk4` on the dense spectrum
+    (the linear part from ``eigh``/``eig``), :func:`~gdflows._exponential.krylov_etd2` on the Krylov one."""
+    if spectrum == "dense" or (spectrum == "auto" and d <= KRYLOV_ABOVE):
+        return etdrk4(bind(_dense_parts, loss, h, holomorphic, branch))
+    coefficient = bind(_pf_functions, h, holomorphic, branch, False)
+    rate = bind(_pf_functions, h, holomorphic, branch, True)
+    operator = bind(_gradient_and_operator, loss, holomorphic)
+    symmetric = "complex" if holomorphic else "real"
+    return krylov_etd2(operator, coefficient, rate, min(krylov_dim, d), symmetric, krylov_tol)
+
+
+def _gradient_and_operator(loss, holomorphic: bool, x):
+    return gradient_and_hvp_operator(loss, x, holomorphic=holomorphic)
+
+
+def _pf_functions(h, holomorphic: bool, branch: str, rate: bool, lam):
+    r"""Elementwise on eigenvalues :math:`\lambda` of :math:`H`: the PF's coefficient :math:`c(h\lambda)`, or with
+    ``rate`` the linear part's :math:`\log(1 - h\lambda)/h` (real parts for the real-part PF; :math:`|1 - h\lambda|`
+    floored at the machine epsilon)."""
+    eps = float(jnp.finfo(jnp.real(lam).dtype).eps)
+    value = _log_one_minus(h * lam, eps, branch) / h if rate else _coefficient(h * lam, eps, branch)
+    return value if holomorphic else jnp.real(value)
+
+
+def _krylov_field(loss, h, holomorphic: bool, krylov_dim: int, krylov_tol, branch: str, x):
     r""":math:`c(hH(x))\nabla E(x)` by Lanczos on Hessian-vector products (see :func:`principal_flow`)."""
     eps = float(jnp.finfo(x.real.dtype).eps)
     if holomorphic:
@@ -378,7 +415,8 @@ def _krylov_field(loss, h, holomorphic: bool, krylov_dim: int, branch: str, x):
         coefficient = lambda lam: jnp.real(_coefficient(h * lam, eps))  # noqa: E731
     gradient, operator = gradient_and_hvp_operator(loss, x, holomorphic=holomorphic)
     m = min(krylov_dim, x.shape[0])
-    velocity = krylov_apply(operator, gradient, coefficient, m, symmetric="complex" if holomorphic else "real")
+    symmetric = "complex" if holomorphic else "real"
+    velocity = krylov_apply(operator, gradient, coefficient, m, symmetric=symmetric, tol=krylov_tol)
     return velocity if holomorphic else velocity.real
 
 
