@@ -125,5 +125,9 @@ def test_pf_solvers_json(quick_run: Path):
     ]
     assert f2["accepted_per_gd_step"] == 1.0 and f2["rejected_per_gd_step"] == 0.0
     assert f2["max_error"] < 1e-9
+    krylov = [r for r in rows if r["spectrum"].startswith("Krylov")]
+    assert {r["solver"] for r in krylov} >= {"exponential"} and all(r["hvps_per_gd_step"] > 0 for r in krylov)
+    network = [r for r in krylov if r["problem"].startswith("F7 network") and r["gd_steps_reached"] == r["gd_steps"]]
+    assert {r["solver"] for r in network} == {"dopri8", "exponential"}  # quick mode: both reach the end
     page = (quick_run / "benchmarks/pf_solvers.md").read_text()
-    assert "`exponential`" in page and "HVPs / GD step" in page
+    assert "`exponential`" in page and "HVPs / GD step" in page and "Krylov m = 8" in page
