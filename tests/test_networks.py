@@ -211,14 +211,19 @@ def test_lanczos_is_jittable_and_handles_an_invariant_subspace():
     np.testing.assert_allclose(spectral.krylov_apply(lambda x: a @ x, jnp.zeros(5), jnp.exp, 3), 0.0)
 
 
-@pytest.mark.parametrize("name", ["exp", "pf"])
-def test_krylov_matrix_function_matches_dense(net, name):
+def _function_of_hessian(net, name: str, h: float = 0.6):
+    """The gradient v, the function f (exp(-h x) or Re c(h x)) and f(H)v from the dense eigendecomposition."""
     flat, theta, hess = net
-    h = 0.6
     values, vectors = np.linalg.eigh(hess)
     v = np.asarray(jax.grad(flat.loss)(theta))
     f = (lambda x: jnp.exp(-h * x)) if name == "exp" else (lambda x: jnp.real(_coefficient(h * x)))
-    dense = vectors @ (np.asarray(f(jnp.asarray(values))) * (vectors.T @ v))
+    return v, f, vectors @ (np.asarray(f(jnp.asarray(values))) * (vectors.T @ v))
+
+
+@pytest.mark.parametrize("name", ["exp", "pf"])
+def test_krylov_matrix_function_matches_dense(net, name):
+    flat, theta, _ = net
+    v, f, dense = _function_of_hessian(net, name)
     operator = spectral.hvp_operator(flat.loss, theta)
     krylov = spectral.krylov_apply(operator, v, f, flat.size)
     assert np.linalg.norm(krylov - dense) <= 1e-8 * np.linalg.norm(dense)
@@ -232,12 +237,8 @@ def test_settled_krylov_stops_early_within_its_tolerance(net, name, tol):
     """krylov_apply(..., tol=...) stops once f(T_k)e_1 has settled over the last CHECK_EVERY steps. Its error against
     the dense f(H)v stays under tol (measured on a 160-parameter net at h lambda_max 1.5 to 9: 10 to 10^4 times
     under), with fewer products with H than parameters, counted by CostTally, in whole checks."""
-    flat, theta, hess = net
-    h = 0.6
-    values, vectors = np.linalg.eigh(hess)
-    v = np.asarray(jax.grad(flat.loss)(theta))
-    f = (lambda x: jnp.exp(-h * x)) if name == "exp" else (lambda x: jnp.real(_coefficient(h * x)))
-    dense = vectors @ (np.asarray(f(jnp.asarray(values))) * (vectors.T @ v))
+    flat, theta, _ = net
+    v, f, dense = _function_of_hessian(net, name)
     tally = CostTally()
     operator = spectral.hvp_operator(tally.wrap(flat.loss), theta)
     with tally:
