@@ -408,11 +408,7 @@ def _pf_functions(h, holomorphic: bool, branch: str, rate: bool, lam):
 
 def _krylov_field(loss, h, holomorphic: bool, krylov_dim: int, krylov_tol, branch: str, x):
     r""":math:`c(hH(x))\nabla E(x)` by Lanczos on Hessian-vector products (see :func:`principal_flow`)."""
-    eps = float(jnp.finfo(x.real.dtype).eps)
-    if holomorphic:
-        coefficient = lambda lam: _coefficient(h * lam, eps, branch)  # noqa: E731
-    else:
-        coefficient = lambda lam: jnp.real(_coefficient(h * lam, eps))  # noqa: E731
+    coefficient = bind(_pf_functions, h, holomorphic, branch, False)
     gradient, operator = gradient_and_hvp_operator(loss, x, holomorphic=holomorphic)
     m = min(krylov_dim, x.shape[0])
     symmetric = "complex" if holomorphic else "real"
