@@ -227,7 +227,7 @@ def settled(
         index = jnp.arange(lz.alpha.shape[0])
         shorter = lz._replace(alpha=jnp.where(index < k - CHECK_EVERY, lz.alpha, 0.0))
         shorter = shorter._replace(beta=jnp.where(index < k - CHECK_EVERY - 1, lz.beta, 0.0))
-        now, before = _small(lz, f, symmetric), _small(shorter, f, symmetric)
+        now, before = _eigen_small(lz, symmetric)(f), _eigen_small(shorter, symmetric)(f)
         return jnp.linalg.norm(now - before) <= tol * jnp.linalg.norm(now)
 
     return test
@@ -361,28 +361,6 @@ def krylov_apply(
     return functions_of(lanczos(matvec, v, m, converged=converged), symmetric)(f)
 
 
-def krylov_functions(
-    matvec: Callable[[jax.Array], jax.Array],
-    v: jax.Array,
-    m: int,
-    *,
-    symmetric: Literal["real", "complex"] = "real",
-) -> Callable[[Callable[[jax.Array], jax.Array]], jax.Array]:
-    r"""``f -> f(H)v`` (as :func:`krylov_apply`) for any number of functions :math:`f`, from one Lanczos run.
-
-    One basis :math:`V_m` and one eigendecomposition of :math:`T_m` serve every :math:`f`: the
-    further functions cost :math:`O(dm)` each and no product with :math:`H`.
-    """
-    if symmetric not in ("real", "complex"):
-        raise ValueError(f"symmetric must be 'real' or 'complex', got {symmetric!r}.")
-    return functions_of(lanczos(matvec, v, m), symmetric)
-
-
-def _small(lz: Lanczos, f: Callable[[jax.Array], jax.Array], symmetric: str) -> jax.Array:
-    """:math:`f(T)e_1` in the basis' coordinates."""
-    return _eigen_small(lz, symmetric)(f)
-
-
 def _eigen_small(lz: Lanczos, symmetric: str) -> Callable[[Callable], jax.Array]:
     """``f -> f(T)e_1`` from one eigendecomposition of ``lz``'s tridiagonal :math:`T`."""
     m = lz.alpha.shape[0]
@@ -397,7 +375,11 @@ def _eigen_small(lz: Lanczos, symmetric: str) -> Callable[[Callable], jax.Array]
 
 
 def functions_of(lz: Lanczos, symmetric: Literal["real", "complex"]) -> Callable[[Callable], jax.Array]:
-    r"""``f -> \langle v,v\rangle^{1/2} V_m^\top f(T_m)e_1`` from a Lanczos decomposition (:func:`krylov_functions`)."""
+    r"""``f -> \langle v,v\rangle^{1/2} V_m^\top f(T_m)e_1`` from a Lanczos decomposition, for any number of ``f``.
+
+    One basis :math:`V_m` and one eigendecomposition of :math:`T_m` serve every :math:`f` (as in
+    :func:`krylov_apply`): each further function costs :math:`O(dm)` and no product with :math:`H`.
+    """
     small_of = _eigen_small(lz, symmetric)
 
     def apply(f: Callable[[jax.Array], jax.Array]) -> jax.Array:
