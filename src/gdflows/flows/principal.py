@@ -221,8 +221,9 @@ def principal_flow(
     ``max_wall_time`` of :func:`gdflows.solve` to watch and bound it. ``solve(..., solver="exponential")``
     integrates the linear part :math:`\log(I - hH)/h` exactly (ETDRK4 on the dense spectrum, ETD2RK by
     Lanczos on the Krylov one, three Lanczos runs per step): exact on quadratics in one step per GD
-    step, and on networks cheaper than the explicit solvers at loose tolerances (the benchmarks page
-    measures by how much).
+    step; on F7's network it spends fewer Hessian-vector products than the explicit solvers at equal
+    accuracy, and it does not help where an eigenvalue of :math:`hH` crosses 1 within a step (the
+    benchmarks page measures both).
 
     Example:
       On :math:`E = \tfrac a2\theta^2` the PF is linear, :math:`\dot\theta = \tfrac1h\log(1 - ha)\,\theta`,
