@@ -57,6 +57,28 @@ def test_solve_max_steps_must_be_a_positive_integer(max_steps):
         gf.solve(flow, jnp.ones(2), steps=2, max_steps=max_steps)
 
 
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        (dict(dtmin=0.0), r"dtmin must be a positive finite number, got dtmin=0.0; pass e.g. dtmin=1e-4 \* h"),
+        (dict(dtmin=-1e-5), r"dtmin must be a positive finite number"),
+        (dict(dtmin=1e-5, solver="euler", fixed_steps_per_gd_step=4), r"dtmin is a floor on an adaptive solver's step"),
+        (dict(dtmin=1e-5, solver="exponential"), r"dtmin .*solver='exponential'; drop dtmin or use solver='tsit5'"),
+    ],
+)
+def test_dtmin_is_a_positive_floor_for_the_adaptive_solvers(settings, match):
+    flow = gf.principal_flow(QUAD, lr=0.5)
+    with pytest.raises(ValueError, match=match):
+        gf.solve(flow, jnp.ones(2), steps=2, **settings)
+    with pytest.raises(ValueError, match=match):
+        gf.solve_scan(
+            flow,
+            flow.init(jnp.ones(2)),
+            ts=jnp.arange(3.0),
+            **{("fixed_steps_per_interval" if k == "fixed_steps_per_gd_step" else k): v for k, v in settings.items()},
+        )
+
+
 finite_positive = st.floats(min_value=1e-300, max_value=1e300, allow_nan=False, allow_infinity=False)
 
 

@@ -84,6 +84,63 @@ def test_every_start_of_the_f5b_grid_ends_at_the_final_time_or_a_blow_up():
     assert set(counts) <= {None, "blow-up", "non-finite"}, counts
 
 
+# F5b's 40 x 40 grid at h = 0.08: a start whose continued PF crosses h lambda = 1 on the real axis at GD step 22.49
+CROSSING_START = (2.6641025641025644, -0.2692307692307692)
+
+
+def test_a_floor_on_the_step_carries_the_solve_across_the_real_crossing_of_one():
+    """Where an eigenvalue of hH crosses 1 on the real axis the field jumps by about i pi/h times that direction's
+    gradient (11 here): without a floor Tsit5 creeps at steps of ~2e-7 until its budget is spent; with dtmin it
+    crosses in a few unchecked steps, and where it ends does not depend on the floor."""
+    land = gp.two_minima_2d()
+    h = 0.08
+    flow = gf.principal_flow(land.loss, lr=h, branch="continued")
+    theta0 = jnp.asarray(CROSSING_START)
+    with pytest.warns(gf.DivergenceWarning, match="budget"):
+        creeping = gf.solve(flow, theta0, steps=STEPS, max_steps=BUDGET, **TOLERANCES)
+    assert creeping.stop_kind == "budget" and creeping.stats.floor_steps == 0 and creeping.dtmin is None
+    ends = {}
+    for fraction in (1e-3, 1e-4, 1e-5):
+        sol = gf.solve(flow, theta0, steps=STEPS, max_steps=BUDGET, dtmin=fraction * h, **TOLERANCES)
+        assert sol.stop_kind is None and sol.dtmin == fraction * h
+        assert 1 <= sol.stats.floor_steps <= 20, sol.stats
+        assert sol.stats.accepted_steps + sol.stats.rejected_steps < BUDGET / 4
+        ends[fraction] = sol.theta[-1]
+    gd_end = np.asarray(gf.gd_scan(land.loss, theta0, h, STEPS).theta[-1])
+    sharp = land.critical_points()["narrow"].point
+    for end in ends.values():  # GD and the PF both settle in the sharp minimum, at any floor
+        np.testing.assert_allclose(end, sharp, atol=1e-6)
+    np.testing.assert_allclose(gd_end, sharp, atol=1e-6)
+
+
+def test_floor_steps_are_the_accepted_steps_no_longer_than_dtmin():
+    """The controller's count against the recorded step times of the same solve."""
+    from gdflows._solve import _integrate_flow
+
+    land = gp.two_minima_2d()
+    h = 0.08
+    flow = gf.principal_flow(land.loss, lr=h, branch="continued")
+    ts = h * jnp.arange(STEPS + 1.0)
+    dtmin = 1e-4 * h
+    scan, ending = _integrate_flow(
+        flow,
+        flow.init(jnp.asarray(CROSSING_START)),
+        ts=ts,
+        rtol=1e-6,
+        atol=1e-9,
+        solver_name="tsit5",
+        max_steps=BUDGET,
+        record_steps=True,
+        dtmin=dtmin,
+    )
+    ends = np.asarray(ending.step_times)
+    ends = ends[np.isfinite(ends)]
+    lengths = np.diff(np.concatenate([[0.0], ends]))
+    assert int(scan.floor_steps) == int(np.sum(lengths <= dtmin * (1 + 1e-9))) > 0
+    short = lengths < dtmin * (1 - 1e-9)  # only a step clipped onto a save time (a GD time) is shorter than the floor
+    np.testing.assert_allclose(ends[short] / h, np.round(ends[short] / h), atol=1e-9)
+
+
 class TestStopKind:
     def test_budget_names_the_gd_step_and_max_steps(self):
         flow = gf.gradient_flow(lambda th: 0.5 * jnp.sum(jnp.array([100.0, 1.0]) * th**2), lr=0.1)

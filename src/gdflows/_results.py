@@ -100,6 +100,9 @@ class SolverStats(NamedTuple):
     accepted_steps: int  # steps taken (all of them for a fixed-step scheme)
     rejected_steps: int  # steps rejected by the error control (0 for a fixed-step scheme)
     vector_field_evaluations: int  # exact without rejected steps, else short by at most rejected_steps
+    # accepted steps no longer than solve's dtmin: the controller keeps a step at that floor whatever its error
+    # estimate, so these steps are not error-controlled (0 without a dtmin)
+    floor_steps: int = 0
 
 
 class Solution(NamedTuple):
@@ -127,6 +130,7 @@ class Solution(NamedTuple):
     # "step-collapse" (a stall at a moderate field: a jump or a singularity), "budget" (max_steps
     # spent on ordinary steps), "wall-time" (max_wall_time spent); None if the solve finished
     stop_kind: str | None = None
+    dtmin: float | None = None  # the adaptive solver's floor on its step (see solve); None: no floor
 
     @property
     def diverged(self) -> bool:
@@ -152,6 +156,7 @@ class FlowScan(NamedTuple):
     # () int: what stopped it, an index into gdflows.STOP_KINDS (None, "non-finite", "blow-up",
     # "step-collapse", "budget"); solve_scan(..., diagnose=False) tells only 0 (finished) from 1
     stop_kind: Any = None
+    floor_steps: Any = 0  # () int: accepted steps no longer than solve_scan's dtmin (kept without error control)
 
 
 class CentralInfo(NamedTuple):

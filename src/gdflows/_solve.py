@@ -80,6 +80,33 @@ def _evaluations(solver_name: str, attempted: int) -> int:  # adaptive solvers o
     return SOLVERS[solver_name][1] * attempted + 1
 
 
+class _Floored(diffrax.AbstractStepSizeController):
+    """A step-size controller with a ``dtmin`` (a :class:`diffrax.PIDController`), counting the accepted steps no
+    longer than ``dtmin``.
+
+    With ``force_dtmin`` (diffrax's default) the controller never proposes a step below ``dtmin`` and keeps a step
+    at that floor whatever its error estimate; the count says how many steps of a solve were not error-controlled.
+    """
+
+    controller: diffrax.AbstractStepSizeController
+    dtmin: float
+
+    def wrap(self, direction):
+        return _Floored(self.controller.wrap(direction), self.dtmin)
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        tnext, state = self.controller.init(terms, t0, t1, y0, dt0, args, func, error_order)
+        return tnext, (state, jnp.zeros((), jnp.int32))
+
+    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state):
+        state, floor = controller_state
+        keep, tprev, tnext, made_jump, state, result = self.controller.adapt_step_size(
+            t0, t1, y0, y1_candidate, args, y_error, error_order, state
+        )
+        at_floor = keep & (t1 - t0 <= self.dtmin * (1 + 1e-9))
+        return keep, tprev, tnext, made_jump, (state, floor + at_floor.astype(jnp.int32)), result
+
+
 def _describe(result) -> str:
     """diffrax's message for a failed solve (its text sits between angle brackets in ``str``)."""
     text = str(result)
@@ -103,6 +130,7 @@ def _integrate(
     record_steps: bool = False,
     monitor: jax.Array | None = None,
     after_step=None,
+    dtmin: float | None = None,
 ) -> tuple[FlowScan, _Ending | None]:
     """The jittable core of :func:`solve` and :func:`solve_scan`: a diffrax solve saved at ``ts``.
 
@@ -120,12 +148,15 @@ def _integrate(
     (0) and non-finite (1). A flow's ``after_step`` (if not
     None) is applied to the state after every step (``AfterStep``). With ``monitor`` (the id of a
     registered :class:`~gdflows._progress.Monitor`) the controller reports to it and may be stopped
-    by it (result ``event_occurred``); not under ``vmap``.
+    by it (result ``event_occurred``); not under ``vmap``. With ``dtmin`` (adaptive solvers) the step never falls
+    below it, a step at that floor is kept whatever its error estimate, and ``floor_steps`` counts those steps.
     """
     term = diffrax.ODETerm(lambda t, y, args: vector_field(t, y))
     if substeps is None:
         solver = SOLVERS[solver_name][0]()
-        controller = diffrax.PIDController(rtol=rtol, atol=atol, step_ts=ts[::saves_per_step])
+        controller = diffrax.PIDController(rtol=rtol, atol=atol, step_ts=ts[::saves_per_step], dtmin=dtmin)
+        if dtmin is not None:
+            controller = _Floored(controller, dtmin)
     else:
         solver = FIXED_STEP_SOLVERS[solver_name][0]()
         fractions = jnp.arange(substeps, dtype=ts.dtype) / substeps
@@ -137,14 +168,16 @@ def _integrate(
     if after_step is not None:
         solver = AfterStep(solver, after_step)
     record_steps = record_steps and substeps is None
-    saveat = diffrax.SaveAt(ts=ts)
+    floored = dtmin is not None and substeps is None
+    saveat = diffrax.SaveAt(ts=ts, controller_state=floored)
     if record_steps:  # one float per accepted step: its end time
         saveat = diffrax.SaveAt(
             subs=[
                 diffrax.SubSaveAt(ts=ts),
                 diffrax.SubSaveAt(steps=True, fn=lambda t, y, args: t),
                 diffrax.SubSaveAt(t1=True),  # with throw=False: the state where a failed solve stopped
-            ]
+            ],
+            controller_state=floored,
         )
     solution = diffrax.diffeqsolve(
         term,
@@ -182,8 +215,14 @@ def _integrate(
         rejected_steps=solution.stats["num_rejected_steps"],
         result=solution.result,
         stop_kind=code,
+        floor_steps=_floor_steps(solution.controller_state, monitor is not None) if floored else 0,
     )
     return scan, ending
+
+
+def _floor_steps(controller_state, monitored: bool) -> jax.Array:
+    """The count of :class:`_Floored` in a solve's final controller state (inside :class:`Monitored`'s, if watched)."""
+    return (controller_state[0] if monitored else controller_state)[1]
 
 
 class _Ending(NamedTuple):
@@ -266,6 +305,19 @@ def _check_solver(solver: str, fixed_steps: int | None, fixed_name: str, flow: F
         )
 
 
+def _check_dtmin(dtmin, solver: str) -> float | None:
+    """``dtmin`` as a positive float (or None); only the adaptive diffrax solvers take a floor on their step."""
+    if dtmin is None:
+        return None
+    dtmin = check_number("dtmin", dtmin, example="dtmin=1e-4 * h (a ten-thousandth of the GD step)")
+    if solver not in SOLVERS:
+        raise ValueError(
+            f"dtmin is a floor on an adaptive solver's step, for solver in {sorted(SOLVERS)}, got dtmin={dtmin!r} "
+            f"with solver={solver!r}; drop dtmin or use solver='tsit5' (or 'dopri5', 'dopri8')."
+        )
+    return dtmin
+
+
 def solve_scan(
     flow: Flow,
     state0,
@@ -277,6 +329,7 @@ def solve_scan(
     max_steps: int = 100_000,
     fixed_steps_per_interval: int | None = None,
     diagnose: bool = False,
+    dtmin: float | None = None,
 ) -> FlowScan:
     r"""Integrate ``flow`` from the state ``state0`` and save it at ``ts``: the jit- and vmap-friendly :func:`solve`.
 
@@ -298,6 +351,7 @@ def solve_scan(
       diagnose: for the adaptive solvers, tell in ``stop_kind`` a blow-up, a step-size collapse
         and a spent budget apart (as :func:`solve` does, with ``ts[1] - ts[0]`` as the save
         interval); it records every accepted step's time, ``max_steps`` floats per solve.
+      dtmin: as for :func:`solve`; ``floor_steps`` of the result counts the steps kept at the floor.
 
     Returns:
       A :class:`~gdflows.FlowScan`; entries after a failed solve are non-finite and
@@ -310,6 +364,7 @@ def solve_scan(
     _check_solver(solver, fixed_steps_per_interval, "fixed_steps_per_interval", flow)
     if fixed_steps_per_interval is not None:
         fixed_steps_per_interval = check_positive_int("fixed_steps_per_interval", fixed_steps_per_interval)
+    dtmin = _check_dtmin(dtmin, solver)
     if solver == EXPONENTIAL:
         return _integrate_exponential_flow(flow, state0, ts=jnp.asarray(ts), rtol=rtol, atol=atol, max_steps=max_steps)[
             0
@@ -324,6 +379,7 @@ def solve_scan(
         max_steps=max_steps,
         substeps=fixed_steps_per_interval,
         record_steps=diagnose,
+        dtmin=dtmin,
     )[0]
 
 
@@ -406,6 +462,7 @@ def solve(
     fixed_steps_per_gd_step: int | None = None,
     progress: bool | str = "auto",
     max_wall_time: float | None = None,
+    dtmin: float | None = None,
 ) -> Solution:
     r"""Integrate ``flow`` from ``theta0`` and return it at :math:`t_n = nh`, :math:`n = 0, \dots, N`.
 
@@ -448,6 +505,14 @@ def solve(
         cleanly: the result holds every save time reached, exactly as an unlimited solve has
         them, ``stop_kind`` is ``"wall-time"`` and a :class:`~gdflows.WallTimeWarning` says how
         far it got. None (default): no limit.
+      dtmin: for the adaptive diffrax solvers, a floor on the step (in time, e.g. ``1e-4 * h``): the step never
+        falls below it, and a step at the floor is kept whatever its error estimate (diffrax's ``dtmin`` with
+        ``force_dtmin``), so the solve crosses a jump of the vector field instead of stalling at it. The
+        principal flow's field jumps where an eigenvalue of :math:`hH` crosses 1 on the real axis (the sign of
+        :math:`\pm i\pi` in :math:`\log(1 - h\lambda)` changes there, or is chosen by the path); an error-controlled
+        step can cross such a jump only by shrinking to about tolerance / jump, and near the branch point it
+        may creep until its budget is spent. ``stats.floor_steps`` counts the steps kept at the floor, which are
+        not error-controlled: check a result's dependence on ``dtmin`` by changing it. None (default): no floor.
 
     Cost: a solve is (vector-field evaluations) x (the flow's cost per evaluation, in each flow's
     docstring); ``stats`` reports the evaluations. The display and the limit call back to Python
@@ -474,7 +539,7 @@ def solve(
       TypeError: ``flow`` is not a :class:`~gdflows.flows.Flow` (e.g. a plain loss function).
       TypeError, ValueError: a bool, string or out-of-range number for ``steps``, ``lr``,
         ``rtol``, ``atol``, ``max_steps``, ``saves_per_step``, ``fixed_steps_per_gd_step``,
-        ``progress`` or ``max_wall_time``, or a non-finite ``theta0``; each message names the
+        ``progress``, ``max_wall_time`` or ``dtmin``, or a non-finite ``theta0``; each message names the
         argument and a valid value.
 
     Example:
@@ -506,6 +571,7 @@ def solve(
     max_steps = check_positive_int("max_steps", max_steps, example="max_steps=100_000")
     _check_solver(solver, fixed_steps_per_gd_step, "fixed_steps_per_gd_step", flow)
     saves_per_step = check_positive_int("saves_per_step", saves_per_step)
+    dtmin = _check_dtmin(dtmin, solver)
     fixed = solver in FIXED_STEP_SOLVERS
     substeps = None
     if fixed:
@@ -526,6 +592,7 @@ def solve(
         atol=None if fixed else atol,
         dt=h / fixed_steps_per_gd_step if fixed else None,
         unravel=unravel,
+        dtmin=dtmin,
     )
     t = np.asarray(ts)
     loss0, grad0 = jax.value_and_grad(flow.loss)(theta0)
@@ -568,6 +635,7 @@ def solve(
                 substeps=substeps,
                 record_steps=True,
                 monitor=key,
+                dtmin=dtmin,
             )
             positions, losses = np.asarray(out.theta), np.asarray(out.loss)  # waits for the solve
     accepted, rejected = int(out.accepted_steps), int(out.rejected_steps)
@@ -576,7 +644,7 @@ def solve(
     elif solver == EXPONENTIAL:
         stats = SolverStats(accepted, rejected, int(evaluations))
     else:
-        stats = SolverStats(accepted, rejected, _evaluations(solver, accepted + rejected))
+        stats = SolverStats(accepted, rejected, _evaluations(solver, accepted + rejected), int(out.floor_steps))
     finite = np.isfinite(losses) & np.all(np.isfinite(positions), axis=1)
     stopped = monitor is not None and monitor.stopped and out.result == diffrax.RESULTS.event_occurred
     if monitor is not None:
