@@ -668,9 +668,20 @@ def solve(
         reached = float(ending.reached)
         where = f"t = {reached:.10g} (GD step {reached / h:.4g} of {steps})"
         if kind == "budget":
+            creep = _creep(np.asarray(ending.step_times), float(t[0]), interval)
+            if creep is not None:
+                median, first, last = creep
+                size = (
+                    f"creeping on steps of median length {median:.2g} of the save interval, the short ones between "
+                    f"GD steps {first / h:.6g} and {last / h:.6g} (as at a jump of the vector field); a floor on the "
+                    f"step, e.g. dtmin={1e-4 * h:.3g}, carries the solve across a jump, and stats.floor_steps counts "
+                    "the steps kept at it; or"
+                )
+            else:
+                size = "on steps of ordinary size;"
             reason = (
                 f"the solver spent its budget of max_steps={max_steps} steps ({accepted} accepted, {rejected} "
-                f"rejected) by {where} on steps of ordinary size; raise max_steps (e.g. max_steps={4 * max_steps})"
+                f"rejected) by {where} {size} raise max_steps (e.g. max_steps={4 * max_steps})"
             )
         elif kind == "blow-up":
             reason = (
@@ -682,7 +693,8 @@ def solve(
             reason = (
                 f"the solver stalled at {where}, its last step {float(ending.last_step) / interval:.3g} of the save "
                 f"interval (the vector field there has norm {float(ending.speed):.3g}, not a blow-up"
-                f"{_nearest_one(flow, ending.state)})"
+                f"{_nearest_one(flow, ending.state)}); if the field jumps there, a floor on the step, e.g. "
+                f"dtmin={1e-4 * h:.3g}, carries the solve across, and stats.floor_steps counts the steps kept at it"
             )
         collapse = _collapse_time(np.asarray(ending.step_times), float(t[0]), interval)
         if collapse is not None:
@@ -710,6 +722,26 @@ def _nearest_one(flow: Flow, state) -> str:
         nearest = complex(x[np.argmin(distance)])
         text += f"; the eigenvalue of hH nearest {name} is {nearest.real:.6g}{nearest.imag:+.6g}i"
     return text
+
+
+# A solve that spent its budget on accepted steps of median length below this fraction of the save interval
+# was creeping (as at a jump of the vector field), not stepping at an ordinary size.
+CREEP = 1e-4
+
+
+def _creep(step_times: np.ndarray, t0: float, interval: float) -> tuple[float, float, float] | None:
+    """``(median, first, last)`` if the median length of a solve's accepted steps (``step_times``: their end times,
+    ``inf`` after the last) is below ``CREEP * interval``: that median in save intervals, and the first and last end
+    times of the steps that short; else None."""
+    ends = step_times[np.isfinite(step_times)]
+    if ends.size == 0:
+        return None
+    lengths = np.diff(np.concatenate([[t0], ends]))
+    median = float(np.median(lengths)) / interval
+    if median >= CREEP:
+        return None
+    short = ends[lengths < CREEP * interval]
+    return median, float(short[0]), float(short[-1])
 
 
 # A failed adaptive solve whose accepted steps fell below this fraction of the save interval
