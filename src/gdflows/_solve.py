@@ -667,15 +667,17 @@ def solve(
         interval = h / saves_per_step
         reached = float(ending.reached)
         where = f"t = {reached:.10g} (GD step {reached / h:.4g} of {steps})"
+        floor = (
+            f"a floor on the step, e.g. dtmin={1e-4 * h:.3g}, carries the solve across a jump, and stats.floor_steps "
+            "counts the steps kept at it"
+        )
         if kind == "budget":
             creep = _creep(np.asarray(ending.step_times), float(t[0]), interval)
             if creep is not None:
                 median, first, last = creep
                 size = (
                     f"creeping on steps of median length {median:.2g} of the save interval, the short ones between "
-                    f"GD steps {first / h:.6g} and {last / h:.6g} (as at a jump of the vector field); a floor on the "
-                    f"step, e.g. dtmin={1e-4 * h:.3g}, carries the solve across a jump, and stats.floor_steps counts "
-                    "the steps kept at it; or"
+                    f"GD steps {first / h:.6g} and {last / h:.6g} (as at a jump of the vector field); {floor}; or"
                 )
             else:
                 size = "on steps of ordinary size;"
@@ -693,8 +695,7 @@ def solve(
             reason = (
                 f"the solver stalled at {where}, its last step {float(ending.last_step) / interval:.3g} of the save "
                 f"interval (the vector field there has norm {float(ending.speed):.3g}, not a blow-up"
-                f"{_nearest_one(flow, ending.state)}); if the field jumps there, a floor on the step, e.g. "
-                f"dtmin={1e-4 * h:.3g}, carries the solve across, and stats.floor_steps counts the steps kept at it"
+                f"{_nearest_one(flow, ending.state)}); if the field jumps there, {floor}"
             )
         collapse = _collapse_time(np.asarray(ending.step_times), float(t[0]), interval)
         if collapse is not None:
@@ -724,6 +725,12 @@ def _nearest_one(flow: Flow, state) -> str:
     return text
 
 
+def _accepted_steps(step_times: np.ndarray, t0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end times of a solve's accepted steps, from their end times (``inf`` after the last)."""
+    ends = step_times[np.isfinite(step_times)]
+    return np.concatenate([[t0], ends[:-1]]), ends
+
+
 # A solve that spent its budget on accepted steps of median length below this fraction of the save interval
 # was creeping (as at a jump of the vector field), not stepping at an ordinary size.
 CREEP = 1e-4
@@ -733,10 +740,10 @@ def _creep(step_times: np.ndarray, t0: float, interval: float) -> tuple[float, f
     """``(median, first, last)`` if the median length of a solve's accepted steps (``step_times``: their end times,
     ``inf`` after the last) is below ``CREEP * interval``: that median in save intervals, and the first and last end
     times of the steps that short; else None."""
-    ends = step_times[np.isfinite(step_times)]
+    starts, ends = _accepted_steps(step_times, t0)
     if ends.size == 0:
         return None
-    lengths = np.diff(np.concatenate([[t0], ends]))
+    lengths = ends - starts
     median = float(np.median(lengths)) / interval
     if median >= CREEP:
         return None
@@ -762,10 +769,9 @@ def _collapse_time(step_times: np.ndarray, t0: float, interval: float) -> tuple[
     solve that fails for another reason (a step budget spent on steps of ordinary size) has no
     such run: None.
     """
-    ends = step_times[np.isfinite(step_times)]
+    starts, ends = _accepted_steps(step_times, t0)
     if ends.size == 0:
         return None
-    starts = np.concatenate([[t0], ends[:-1]])
     tiny = (ends - starts) < STEP_COLLAPSE * interval
     if not tiny[-1]:
         return None
