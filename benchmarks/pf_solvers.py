@@ -1,4 +1,5 @@
-r"""Integrating the principal flow: Dopri8, Dopri5 and Tsit5 against the exponential integrators (``"exponential"``).
+r"""Integrating the principal flow: Dopri8, Dopri5 and Tsit5 against the exponential integrators (``"exponential"``)
+and diffrax's implicit Kvaerno5.
 
 Usage::
 
@@ -36,15 +37,24 @@ Lanczos and the Hessian-vector products are counted by :class:`gdflows.cost.Cost
   the exponential solver at ``rtol`` from 1e-3 to 1e-6: a work–precision comparison.
 
 The Krylov rows' reference is Dopri8 at rtol 1e-11 on the same Krylov field.
+
+The implicit rows (``kvaerno5``: diffrax's ESDIRK method, whose stages are solved by a Newton iteration with the
+field's Jacobian) are solved by ``diffrax.diffeqsolve`` directly, with the same controller stepping onto GD's
+times: :func:`gdflows.solve` does not offer implicit solvers, and these rows say why. Their field evaluations and
+HVPs are not counted: diffrax forms the Jacobian through ``jax.linearize``, whose tangent evaluations
+:class:`gdflows.cost.CostTally` cannot see, so the rows give steps, time and error only.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
 import time
 import warnings
+from typing import NamedTuple
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,7 +75,7 @@ progress = progress_printer("benchmarks/pf_solvers")
 SETTINGS = {
     "full": {
         "spaces": ["complex", "real"],
-        "solvers": ["dopri8", "dopri5", "exponential"],
+        "solvers": ["dopri8", "dopri5", "exponential", "kvaerno5"],
         "mlp_sizes": [5, 15, 15, 2],
         "mlp_points": 64,
         "mlp_steps": 1,
@@ -79,6 +89,9 @@ SETTINGS = {
         "network_spaces": ["complex", "real"],
         "network_solvers": ["dopri8", "tsit5", "exponential"],
         "network_rtols": [1e-3, 1e-4, 1e-5, 1e-6],
+        # Kvaerno5 on F7's network: one GD step of the real-part PF, timed once (each step forms the field's
+        # 1,482 x 1,482 Jacobian through the Lanczos run: about a minute a step here, longer on the complex PF)
+        "network_implicit": {"spaces": ["real"], "rtols": [1e-3], "steps": 1},
         "krylov_mlp_steps": 10,
         "krylov_mlp_dim": 16,
         "krylov_mlp_rtol": 1e-5,
@@ -86,17 +99,18 @@ SETTINGS = {
     },
     "quick": {
         "spaces": ["complex"],
-        "solvers": ["dopri8", "exponential"],
+        "solvers": ["dopri8", "exponential", "kvaerno5"],
         "mlp_sizes": [2, 4, 1],
         "mlp_points": 16,
         "mlp_steps": 2,
-        "mlp_solvers": ["dopri8", "exponential"],
+        "mlp_solvers": ["dopri8", "exponential", "kvaerno5"],
         "mlp_rtol": 1e-8,
         "mlp_wall_s": 60,
         "network": {"n_train": 50, "hidden": [4], "lr": 0.5, "start": 20, "steps": 2, "krylov_dim": 8},
         "network_spaces": ["complex"],
         "network_solvers": ["dopri8", "exponential"],
         "network_rtols": [1e-4],
+        "network_implicit": None,  # Kvaerno5 took 51 s for one GD step of the 310-parameter network's complex PF
         "krylov_mlp_steps": 2,
         "krylov_mlp_dim": 8,
         "krylov_mlp_rtol": 1e-5,
@@ -104,6 +118,9 @@ SETTINGS = {
     },
 }
 TOY_RTOL, REFERENCE_RTOL = 1e-8, 1e-12
+# solver steps (accepted and rejected) of one implicit solve: on the 17-parameter MLP Kvaerno5 took 100,000 steps
+# (224 s) without reaching GD step 1 (2026-12-01), so every implicit solve is bounded
+IMPLICIT_MAX_STEPS = 5000
 KRYLOV_REFERENCE_RTOL = 1e-11  # Dopri8 on the same Krylov field: the reference of the Krylov rows
 
 
@@ -115,13 +132,69 @@ def _mlp(sizes, points):
     return net.loss, net.theta0, 2.2 / sharpness
 
 
+# diffrax's implicit solvers, for comparison (``solve`` does not offer them; see the module docstring)
+IMPLICIT = {"kvaerno5": diffrax.Kvaerno5}
+
+
+class _Steps(NamedTuple):
+    accepted_steps: int
+    rejected_steps: int
+
+
+class _ImplicitRun(NamedTuple):
+    """What :func:`measure` reads of an implicit solve (the fields it shares with :class:`gdflows.Solution`)."""
+
+    times: np.ndarray  # GD's times the solve reached
+    theta: np.ndarray  # the flow's position there
+    stats: _Steps  # its solver steps (its field evaluations are not counted: see the module docstring)
+    stop_reason: str | None  # None if it reached the last GD step
+
+
+@functools.cache
+def _term(vector_field) -> diffrax.ODETerm:
+    """One diffrax term per field, so that a second solve of the same flow reuses the compiled one."""
+    return diffrax.ODETerm(lambda t, y, args: vector_field(t, y))
+
+
 def _solve(flow, theta0, steps, solver, rtol, wall=None, max_steps=100_000):
+    if solver in IMPLICIT:
+        start = time.perf_counter()
+        run = _implicit(flow, theta0, steps, solver, rtol, max_steps)
+        return run, time.perf_counter() - start
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.perf_counter()
         limits = dict(max_wall_time=wall, max_steps=max_steps)
         sol = gf.solve(flow, theta0, steps=steps, solver=solver, rtol=rtol, atol=rtol / 100, **limits)
         return sol, time.perf_counter() - start
+
+
+def _implicit(flow, theta0, steps, solver, rtol, max_steps) -> _ImplicitRun:
+    """The flow by diffrax's implicit ``solver`` (its default Newton iteration on the stages, with the field's
+    Jacobian), stepping onto and saved at GD's times as :func:`gdflows.solve` does, ``atol = rtol / 100``."""
+    ts = flow.lr * jnp.arange(steps + 1.0)
+    controller = diffrax.PIDController(rtol=rtol, atol=rtol / 100, step_ts=ts)
+    sol = diffrax.diffeqsolve(
+        _term(flow.vector_field),
+        IMPLICIT[solver](),
+        ts[0],
+        ts[-1],
+        None,
+        flow.init(theta0),
+        stepsize_controller=controller,
+        saveat=diffrax.SaveAt(ts=ts),
+        max_steps=max_steps,
+        throw=False,
+    )
+    theta = np.asarray(jax.vmap(flow.position)(sol.ys))
+    reached = int(np.argmin(np.all(np.isfinite(theta), axis=1))) if not np.all(np.isfinite(theta)) else len(ts)
+    failed = sol.result != diffrax.RESULTS.successful
+    return _ImplicitRun(
+        np.asarray(ts[:reached]),
+        theta[:reached],
+        _Steps(int(sol.stats["num_accepted_steps"]), int(sol.stats["num_rejected_steps"])),
+        str(sol.result) if failed else None,
+    )
 
 
 def _flow(loss, lr, space, krylov_dim):
@@ -167,7 +240,9 @@ def measure(
     pf_to_gd = float(np.max(np.linalg.norm(ref.theta - gd[: len(ref.theta)], axis=1))) if len(ref.theta) > 1 else None
     rows = []
     for solver, rtol in itertools.product(solvers, rtols if isinstance(rtols, list) else [rtols]):
-        limits = dict(wall=wall if solver != "exponential" else None, max_steps=max_steps)
+        implicit = solver in IMPLICIT
+        bound = min(max_steps, IMPLICIT_MAX_STEPS) if implicit else max_steps
+        limits = dict(wall=wall if solver != "exponential" else None, max_steps=bound)
         sol, first = _solve(flow, theta0, steps, solver, rtol, **limits)
         warm_s = _solve(flow, theta0, steps, solver, rtol, **limits)[1] if warm else None
         reached = len(sol.times) - 1  # GD steps covered (fewer if stopped)
@@ -186,9 +261,11 @@ def measure(
                 "stop_reason": sol.stop_reason,
                 "accepted_per_gd_step": sol.stats.accepted_steps / per,
                 "rejected_per_gd_step": sol.stats.rejected_steps / per,
-                "evaluations_per_gd_step": sol.stats.vector_field_evaluations / per,
+                "evaluations_per_gd_step": None if implicit else sol.stats.vector_field_evaluations / per,
                 "spectrum": "dense" if krylov_dim is None else f"Krylov m = {krylov_dim}",
-                "hvps_per_gd_step": (
+                "hvps_per_gd_step": None
+                if implicit
+                else (
                     sol.stats.vector_field_evaluations * d
                     if krylov_dim is None
                     else _counted_hvps(loss, theta0, lr, steps, space, krylov_dim, solver, rtol, max_steps)
@@ -206,7 +283,7 @@ def measure(
                 },
             }
         )
-        progress(f"{name} ({space}) {solver}: {rows[-1]['evaluations_per_gd_step']:.1f} evaluations per GD step")
+        progress(f"{name} ({space}) {solver}, rtol {rtol:g}: {reached} GD steps in {first:.1f} s")
     return rows
 
 
@@ -252,19 +329,27 @@ def run_all(settings: dict) -> list[dict]:
     )
     network = settings["network"]
     _, net = digits_network(network["n_train"], network["hidden"])
-    start = gf.gd(net.loss, net.theta0, lr=network["lr"], steps=network["start"]).theta[-1]
+    start = jnp.asarray(gf.gd(net.loss, net.theta0, lr=network["lr"], steps=network["start"]).theta[-1])
+    name = f"F7 network, {net.size} parameters, from GD step {network['start']}"
+    options = dict(reference=krylov_reference, krylov_dim=network["krylov_dim"])
     for space in settings["network_spaces"]:
+        solvers = settings["network_solvers"]
         rows += measure(
-            f"F7 network, {net.size} parameters, from GD step {network['start']}",
+            name, net.loss, start, network["lr"], network["steps"], space, settings["network_rtols"], solvers, **options
+        )
+    implicit = settings["network_implicit"]
+    for space in implicit["spaces"] if implicit else []:
+        rows += measure(
+            name,
             net.loss,
-            jnp.asarray(start),
+            start,
             network["lr"],
-            network["steps"],
+            implicit["steps"],
             space,
-            settings["network_rtols"],
-            settings["network_solvers"],
-            reference=krylov_reference,
-            krylov_dim=network["krylov_dim"],
+            implicit["rtols"],
+            list(IMPLICIT),
+            warm=False,
+            **options,
         )
     return rows
 
@@ -307,8 +392,8 @@ def markdown(results: dict) -> str:
                 f"`{r['solver']}`",
                 f"{r['rtol']:g}",
                 f"{r['gd_steps_reached']} of {r['gd_steps']}",
-                f"{r['evaluations_per_gd_step']:.1f}",
-                f"{r['hvps_per_gd_step']:,.0f}",
+                "—" if r["evaluations_per_gd_step"] is None else f"{r['evaluations_per_gd_step']:.1f}",
+                "—" if r["hvps_per_gd_step"] is None else f"{r['hvps_per_gd_step']:,.0f}",
                 f"{r['accepted_per_gd_step']:.1f} / {r['rejected_per_gd_step']:.1f}",
                 time_cell,
                 _error_cell(r),
@@ -316,7 +401,7 @@ def markdown(results: dict) -> str:
             ]
         )
     lines = [
-        "### Principal-flow solvers: Dopri8, Dopri5, Tsit5 and the exponential integrators",
+        "### Principal-flow solvers: Dopri8, Dopri5, Tsit5, the exponential integrators and Kvaerno5",
         "",
         measured_on(results, "one warm call per solve; the MLP's solves are timed once, compilation included"),
         "",
@@ -328,7 +413,10 @@ def markdown(results: dict) -> str:
         "parameters; on the Krylov spectrum they are counted (`gdflows.cost.CostTally`), and an exponential "
         "evaluation is one Lanczos run (the field at a point, or a function of the frozen linear part applied to a "
         "vector). A solve that stopped (wall-time budget on the MLP) is counted over the GD steps it reached; where "
-        "the reference stopped first, the error is measured up to its last GD step.",
+        "the reference stopped first, the error is measured up to its last GD step. `kvaerno5` (diffrax's implicit "
+        "ESDIRK method, solved by `diffrax.diffeqsolve` directly) has no evaluation or HVP count (—): diffrax forms "
+        "the field's Jacobian through `jax.linearize`, whose tangent evaluations the tally cannot see; each of its "
+        f"solves is bounded to {IMPLICIT_MAX_STEPS:,} solver steps.",
         "",
         *table(header, body, "llllrrrrrrrr"),
         "",

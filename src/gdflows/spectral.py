@@ -361,6 +361,18 @@ def krylov_apply(
     return functions_of(lanczos(matvec, v, m, converged=converged), symmetric)(f)
 
 
+def eig(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    r"""Eigenvalues and right eigenvectors of a square (complex-symmetric or general) matrix, differentiable.
+
+    The same LAPACK ``geev`` as :func:`jax.numpy.linalg.eig`, with the eigenvectors' derivatives enabled, so that
+    the complex principal flow's field has a Jacobian (``jax.jacfwd``; diffrax's implicit solvers need one). The
+    derivative is that of ``geev``'s normalisation and holds where the eigenvalues are distinct; at a repeated
+    eigenvalue it is not finite.
+    """
+    values, vectors = jax.lax.linalg.eig(a, compute_left_eigenvectors=False, enable_eigvec_derivs=True)
+    return values, vectors
+
+
 def _eigen_small(lz: Lanczos, symmetric: str) -> Callable[[Callable], jax.Array]:
     """``f -> f(T)e_1`` from one eigendecomposition of ``lz``'s tridiagonal :math:`T`."""
     m = lz.alpha.shape[0]
@@ -369,7 +381,7 @@ def _eigen_small(lz: Lanczos, symmetric: str) -> Callable[[Callable], jax.Array]
         theta, s = jnp.linalg.eigh(t)
         first = s[0, :]
     else:
-        theta, s = jnp.linalg.eig(t)
+        theta, s = eig(t)
         first = jnp.linalg.solve(s, jnp.zeros(m, s.dtype).at[0].set(1.0))
     return lambda f: s @ (f(theta) * first)
 

@@ -27,7 +27,7 @@ from gdflows._exponential import DenseLinearPart, etdrk4, krylov_etd2
 from gdflows.errors import NotHolomorphicError
 from gdflows.flows._base import Flow, bind, first, flow_factory, parameter_flow, precision_checked
 from gdflows.flows._loss_checks import check_holomorphic
-from gdflows.spectral import gradient_and_hvp_operator, hessian, krylov_apply
+from gdflows.spectral import eig, gradient_and_hvp_operator, hessian, krylov_apply
 
 _SERIES_RADIUS = 1e-3  # below it, six series terms are exact to ~1e-19
 
@@ -372,7 +372,7 @@ def _dense_parts(loss, h, holomorphic: bool, branch: str, x) -> tuple[jax.Array,
         rates = jnp.real(_log_one_minus(h * eigenvalues, eps)) / h
         linear = DenseLinearPart(rates, vectors, vectors.T)
     else:
-        eigenvalues, vectors = jnp.linalg.eig(H)
+        eigenvalues, vectors = eig(H)
         coefficient = _coefficient(h * eigenvalues, eps, branch)
         rates = _log_one_minus(h * eigenvalues, eps, branch) / h
         linear = DenseLinearPart(rates, vectors, jnp.linalg.inv(vectors))
@@ -419,7 +419,7 @@ def _krylov_field(loss, h, holomorphic: bool, krylov_dim: int, krylov_tol, branc
 
 def _continued_log(loss, h, z, reference: BranchReference | None):
     r"""Eigenvalues :math:`h\lambda_i`, eigenvectors of :math:`H(z)` and the windings :math:`n_i` (0: no reference)."""
-    eigenvalues, vectors = jnp.linalg.eig(hessian(loss, z, holomorphic=True))
+    eigenvalues, vectors = eig(hessian(loss, z, holomorphic=True))
     x = h * eigenvalues
     eps = float(jnp.finfo(z.real.dtype).eps)
     if reference is None:
