@@ -132,6 +132,17 @@ def _mlp(sizes, points):
     return net.loss, net.theta0, 2.2 / sharpness
 
 
+def spectrum_near_one(loss, theta0, lr) -> dict:
+    r"""Where the eigenvalues :math:`x = h\lambda` of :math:`hH(\theta_0)` lie relative to 1, the PF's singularity."""
+    x = lr * np.linalg.eigvalsh(np.asarray(gf.spectral.hessian(loss, theta0)))
+    return {
+        "parameters": int(theta0.size),
+        "above_one": int(np.sum(x > 1)),
+        "within_0_1_of_one": int(np.sum(np.abs(x - 1) < 0.1)),
+        "nearest_to_one": float(np.min(np.abs(x - 1))),
+    }
+
+
 # diffrax's implicit solvers, for comparison (``solve`` does not offer them; see the module docstring)
 IMPLICIT = {"kvaerno5": diffrax.Kvaerno5}
 
@@ -287,7 +298,8 @@ def measure(
     return rows
 
 
-def run_all(settings: dict) -> list[dict]:
+def run_all(settings: dict) -> tuple[list[dict], dict]:
+    """The rows, and the spectrum of the MLP's :math:`hH` at its start (:func:`spectrum_near_one`)."""
     rows = []
     f2 = (diagonal_quadratic([1.0, 0.01]), jnp.array([-0.35, -0.2]), 1.05, 5)
     quartic = (problems.quartic_two_minima().loss, jnp.array([1.001]), 3.6 / 8.0, 6)
@@ -296,6 +308,7 @@ def run_all(settings: dict) -> list[dict]:
             reference = ("dopri8", REFERENCE_RTOL)
             rows += measure(name, loss, theta0, lr, steps, space, TOY_RTOL, settings["solvers"], reference=reference)
     loss, theta0, lr = _mlp(settings["mlp_sizes"], settings["mlp_points"])
+    mlp_spectrum = spectrum_near_one(loss, theta0, lr)
     rtol = settings["mlp_rtol"]
     name = f"tanh MLP, {theta0.size} parameters"
     if settings["mlp_solvers"]:  # the dense rows (quick mode only)
@@ -351,7 +364,7 @@ def run_all(settings: dict) -> list[dict]:
             warm=False,
             **options,
         )
-    return rows
+    return rows, mlp_spectrum
 
 
 def _error_cell(row: dict) -> str:
@@ -363,6 +376,7 @@ def _error_cell(row: dict) -> str:
 
 
 def markdown(results: dict) -> str:
+    near = results["mlp_spectrum"]
     header = [
         "problem",
         "PF",
@@ -420,6 +434,12 @@ def markdown(results: dict) -> str:
         "",
         *table(header, body, "llllrrrrrrrr"),
         "",
+        f"The {near['parameters']}-parameter MLP at its start: {near['above_one']} eigenvalues of $hH$ above 1, "
+        f"{near['within_0_1_of_one']} within 0.1 of 1, the nearest at "
+        f"$|1 - h\\lambda| = {near['nearest_to_one']:.3f}$. The PF's coefficient "
+        "$c(h\\lambda) = \\log(1 - h\\lambda)/(h\\lambda)$ is singular at $h\\lambda = 1$, and its derivative grows "
+        "like $1/|1 - h\\lambda|$ near it.",
+        "",
     ]
     return "\n".join(lines)
 
@@ -431,8 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         quick="complex PF only, no Dopri5, a 17-parameter MLP instead of 362 parameters",
     )
     run = TimedRun.begin(args, SETTINGS, progress)
-    rows = run_all(run.settings)
-    results = run.record({"toy_rtol": TOY_RTOL, "reference_rtol": REFERENCE_RTOL}, rows=rows)
+    rows, mlp_spectrum = run_all(run.settings)
+    results = run.record({"toy_rtol": TOY_RTOL, "reference_rtol": REFERENCE_RTOL}, rows=rows, mlp_spectrum=mlp_spectrum)
     page = write_results(args.build_dir, "pf_solvers", results, markdown(results))
     progress(f"wrote {page} and its .json; done in {run.seconds():.0f} s")
     return 0

@@ -136,3 +136,6 @@ def test_pf_solvers_json(quick_run: Path):
     assert {r["solver"] for r in network} == {"dopri8", "exponential"}  # quick mode: both reach the end
     page = (quick_run / "benchmarks/pf_solvers.md").read_text()
     assert "`exponential`" in page and "`kvaerno5`" in page and "HVPs / GD step" in page and "Krylov m = 8" in page
+    near = results["mlp_spectrum"]  # h = 2.2 / lambda_max puts the top eigenvalue of hH at 2.2
+    assert near["above_one"] >= 1 and 0 <= near["nearest_to_one"] < 1.2
+    assert f"MLP at its start: {near['above_one']} eigenvalues of $hH$ above 1" in page
