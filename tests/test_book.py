@@ -34,6 +34,7 @@ import inspect
 import pkgutil
 import re
 import threading
+from collections import Counter
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -206,6 +207,20 @@ _LAYOUT = r"""
 WINDOWS = {"desktop": (1280, 900), "phone": (400, 860)}
 
 
+def _wait_until_quiet(page, in_flight: Counter) -> None:
+    """Wait for the page's network to fall quiet ("networkidle"). On book/api, the largest page, Playwright's
+    "networkidle" sometimes never came although every request the page made had finished (about 1 visit in 6 on
+    2026-12-01, with nothing in flight), so a timeout passes when nothing is in flight and fails, naming the
+    requests, when something is."""
+    try:
+        page.wait_for_load_state("networkidle", timeout=30_000)
+    except Exception as error:  # playwright's TimeoutError (the module is imported only where a browser is)
+        if type(error).__name__ != "TimeoutError":
+            raise
+        pending = sorted(url for url, count in in_flight.items() if count > 0)
+        assert not pending, f"requests still in flight after 30 s: {pending[:5]}"
+
+
 def _visit(
     browser, url: str, *, window: tuple[int, int] = (1200, 1600), screenshot: Path | None = None, interact=None
 ) -> dict:
@@ -224,6 +239,10 @@ def _visit(
             remote.append(request.url)
 
     page.on("request", on_request)
+    in_flight: Counter = Counter()  # the page's requests that have neither finished nor failed, by URL
+    page.on("request", lambda request: in_flight.update([request.url]))
+    page.on("requestfinished", lambda request: in_flight.subtract([request.url]))
+    page.on("requestfailed", lambda request: in_flight.subtract([request.url]))
 
     def on_console(message):
         # The browser probes /favicon.ico by itself when a page declares no icon; that probe
@@ -243,7 +262,7 @@ def _visit(
         response = page.goto(url, wait_until="load", timeout=60_000)
         assert response is not None and response.ok, f"{url} answered {response.status if response else None}"
         page.evaluate(_SETTLE)
-        page.wait_for_load_state("networkidle", timeout=30_000)
+        _wait_until_quiet(page, in_flight)
         seen = page.evaluate(_INSPECT) | {"layout": page.evaluate(_LAYOUT)}
         if screenshot is not None:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
