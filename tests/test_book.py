@@ -209,7 +209,7 @@ WINDOWS = {"desktop": (1280, 900), "phone": (400, 860)}
 
 def _wait_until_quiet(page, in_flight: Counter) -> None:
     """Wait for the page's network to fall quiet ("networkidle"). On book/api, the largest page, Playwright's
-    "networkidle" sometimes never came although every request the page made had finished (about 1 visit in 6 on
+    "networkidle" sometimes never came although every request the page made had finished (1 visit in 5 to 8 on
     2026-12-01, with nothing in flight), so a timeout passes when nothing is in flight and fails, naming the
     requests, when something is."""
     try:
@@ -234,13 +234,14 @@ def _visit(
     problems: list[str] = []
     remote: list[str] = []
 
+    in_flight: Counter = Counter()  # the page's requests that have neither finished nor failed, by URL
+
     def on_request(request):
+        in_flight.update([request.url])
         if not _is_local(request.url):
             remote.append(request.url)
 
     page.on("request", on_request)
-    in_flight: Counter = Counter()  # the page's requests that have neither finished nor failed, by URL
-    page.on("request", lambda request: in_flight.update([request.url]))
     page.on("requestfinished", lambda request: in_flight.subtract([request.url]))
     page.on("requestfailed", lambda request: in_flight.subtract([request.url]))
 

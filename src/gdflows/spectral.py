@@ -370,7 +370,7 @@ def eig(a: jax.Array) -> tuple[jax.Array, jax.Array]:
     eigenvalue it is not finite.
     """
     values, vectors = jax.lax.linalg.eig(a, compute_left_eigenvectors=False, enable_eigvec_derivs=True)
-    return values, vectors
+    return values, vectors  # (lax returns a list)
 
 
 def _eigen_small(lz: Lanczos, symmetric: str) -> Callable[[Callable], jax.Array]:
